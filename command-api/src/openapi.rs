@@ -1,0 +1,92 @@
+//! The command-api's OpenAPI 3.1 document, generated from the handlers' annotations. The
+//! committed copy in `openapi/command-api.json` is checked against it by a test.
+
+use utoipa::{
+    IntoParams, Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use crate::{
+    command_request::CommandAccepted,
+    routes::{customers, health, orders, products},
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "command-api",
+        description = "The write side of the CQRS order system: commands become events in an append-only \
+            PostgreSQL log. Every command needs `Authorization: Bearer <COMMAND_API_TOKEN>`. Read your writes \
+            from the query-api with `min_position=<position>`.",
+        license(name = "MIT", identifier = "MIT")
+    ),
+    paths(
+        customers::register_customer,
+        products::add_product,
+        products::restock_product,
+        orders::place_order,
+        orders::cancel_order,
+        orders::ship_order,
+        health::healthz,
+        health::readyz,
+        health::metrics,
+    ),
+    components(schemas(CommandAccepted, shared::http::Problem, shared::domain::FieldError)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "customers", description = "Customers and their credit"),
+        (name = "products", description = "The catalog and its stock"),
+        (name = "orders", description = "Orders; the saga approves or rejects them"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The COMMAND_API_TOKEN the service was started with"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// `Idempotency-Key`: a retry with the same key and body replays the first response.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // only describes the header
+pub struct IdempotencyKey {
+    /// Up to 200 characters. The first response is stored with the events it appended; a retry
+    /// with the same key and body gets it back with `Idempotent-Replayed: true` and appends
+    /// nothing; the same key with another body gets 422.
+    #[param(rename = "Idempotency-Key", max_length = 200)]
+    idempotency_key: Option<String>,
+}
+
+/// `If-Match`: append only if the aggregate is still at this version.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // only describes the header
+pub struct IfMatch {
+    /// The version as an ETag, e.g. `"3"`; a different current version gives 412.
+    #[param(rename = "If-Match")]
+    if_match: Option<String>,
+}
+
+/// `X-Request-Id`: echoed on the response and stored as the events' correlation id.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // only describes the header
+pub struct RequestIdHeader {
+    /// Up to 200 visible ASCII characters; one is generated when absent.
+    #[param(rename = "X-Request-Id", max_length = 200)]
+    x_request_id: Option<String>,
+}

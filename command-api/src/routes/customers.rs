@@ -1,0 +1,83 @@
+//! `POST /customers`.
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use serde::{Deserialize, Serialize};
+use shared::{
+    domain::{
+        Aggregate, Cents, Name,
+        customer::{Customer, CustomerCommand},
+    },
+    event_store::run_command,
+    http::Problem,
+};
+use uuid::Uuid;
+
+use crate::{
+    command_request::{CommandAccepted, accepted, command_options, respond},
+    problem::ApiError,
+    startup::AppState,
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Ada Lovelace", "credit_limit_cents": 100000}))]
+pub struct RegisterCustomer {
+    /// 1 to 200 characters.
+    pub name: String,
+    /// The most credit the customer's open orders may hold, in cents.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
+    pub credit_limit_cents: i64,
+}
+
+/// Register a customer
+#[utoipa::path(
+    post, path = "/customers", tag = "customers",
+    request_body = RegisterCustomer,
+    params(crate::openapi::IdempotencyKey, crate::openapi::RequestIdHeader),
+    responses(
+        (status = 201, description = "Registered; `Location` is the query-api path", body = CommandAccepted,
+            headers(("Location" = String, description = "The query-api path of the customer"),
+                    ("ETag" = String, description = "The customer's version, quoted"))),
+        (status = 400, description = "Not JSON, or the wrong shape", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn register_customer(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<RegisterCustomer>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let options = command_options(&req, &state, &body)?;
+    let (name, credit_limit) = match (
+        Name::parse("name", &body.name),
+        Cents::parse("credit_limit_cents", body.credit_limit_cents),
+    ) {
+        (Ok(name), Ok(limit)) => (name, limit),
+        (name, limit) => return Err(ApiError::invalid([name.err(), limit.err()].into_iter().flatten().collect())),
+    };
+    let id = Uuid::now_v7();
+    let reply = run_command::<Customer, _, _>(
+        &state.pool,
+        id,
+        &options,
+        |customer| customer.decide(CustomerCommand::Register { name: name.clone(), credit_limit }),
+        |executed| accepted(id, executed, StatusCode::CREATED, None, Some(format!("/customers/{id}"))),
+    )
+    .await?;
+    Ok(respond(reply))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/customers")
+            .wrap(actix_web::middleware::from_fn(crate::auth::require_bearer_token))
+            .route(web::post().to(register_customer))
+            .default_service(web::to(shared::http::method_not_allowed)),
+    );
+}

@@ -1,0 +1,233 @@
+//! `POST /orders`, `POST /orders/{id}/cancel`, `POST /orders/{id}/ship`.
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use shared::{
+    domain::{
+        Aggregate, FieldError,
+        customer::Customer,
+        order::{Order, OrderCommand, OrderStatus, RequestedLines},
+        product::Product,
+    },
+    event_store::{StoreError, load_aggregate, run_command},
+    http::Problem,
+};
+use uuid::Uuid;
+
+use crate::{
+    command_request::{CommandAccepted, IdPath, accepted, command_options, respond},
+    problem::ApiError,
+    startup::AppState,
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"customer_id": "0193a5c4-8f00-7000-8000-000000000001",
+    "lines": [{"product_id": "0193a5c4-8f00-7000-8000-000000000002", "quantity": 2}]}))]
+pub struct PlaceOrder {
+    pub customer_id: Uuid,
+    /// 1 to 50 lines, each product at most once.
+    #[schema(min_items = 1, max_items = 50)]
+    pub lines: Vec<RequestedLine>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestedLine {
+    pub product_id: Uuid,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "ordered by mistake"}))]
+pub struct CancelOrder {
+    /// Why the order is cancelled; at most 500 characters.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Place an order
+///
+/// The order is accepted as `pending`; the saga then reserves stock and credit and approves or
+/// rejects it. Unit prices are captured from the catalog now.
+#[utoipa::path(
+    post, path = "/orders", tag = "orders",
+    request_body = PlaceOrder,
+    params(crate::openapi::IdempotencyKey, crate::openapi::RequestIdHeader),
+    responses(
+        (status = 202, description = "Accepted as pending; `Location` is the query-api path", body = CommandAccepted,
+            headers(("Location" = String, description = "The query-api path of the order"),
+                    ("ETag" = String, description = "The order's version, quoted"))),
+        (status = 400, description = "Not JSON, or the wrong shape", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid lines, an unknown customer or product, or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn place_order(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<PlaceOrder>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let options = command_options(&req, &state, &body)?;
+    let requested: Vec<(Uuid, i64)> = body.lines.iter().map(|line| (line.product_id, line.quantity)).collect();
+    let lines = RequestedLines::parse(&requested)?;
+    let unit_prices = catalog_prices(&state, body.customer_id, &lines).await?;
+    let id = Uuid::now_v7();
+    let reply = run_command::<Order, _, _>(
+        &state.pool,
+        id,
+        &options,
+        |order| {
+            order.decide(OrderCommand::Place {
+                customer_id: body.customer_id,
+                lines: lines.clone(),
+                unit_prices: unit_prices.clone(),
+            })
+        },
+        |executed| {
+            let location = Some(format!("/orders/{id}"));
+            accepted(id, executed, StatusCode::ACCEPTED, Some(OrderStatus::Pending), location)
+        },
+    )
+    .await?;
+    Ok(respond(reply))
+}
+
+/// Checks that the customer and every product exist, and reads each product's current price.
+async fn catalog_prices(state: &AppState, customer_id: Uuid, lines: &RequestedLines) -> Result<Vec<i64>, ApiError> {
+    let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
+    let mut errors = Vec::new();
+    if !load_aggregate::<Customer>(&mut conn, customer_id, true).await?.state.exists() {
+        errors.push(FieldError::new("customer_id", "no customer has this id"));
+    }
+    let mut prices = Vec::new();
+    for (index, (product_id, _)) in lines.iter().enumerate() {
+        let product = load_aggregate::<Product>(&mut conn, *product_id, true).await?.state;
+        if product.exists() {
+            prices.push(product.price_cents);
+        } else {
+            errors.push(FieldError::new(format!("lines[{index}].product_id"), "no product has this id"));
+        }
+    }
+    if errors.is_empty() { Ok(prices) } else { Err(ApiError::invalid(errors)) }
+}
+
+/// Cancel an order
+///
+/// A pending or approved order is cancelled and the saga releases whatever stock and credit it
+/// holds. The body is optional.
+#[utoipa::path(
+    post, path = "/orders/{id}/cancel", tag = "orders",
+    request_body(content = Option<CancelOrder>, description = "Optional", content_type = "application/json"),
+    params(("id" = Uuid, Path, description = "The order's id"), crate::openapi::IfMatch,
+           crate::openapi::IdempotencyKey, crate::openapi::RequestIdHeader),
+    responses(
+        (status = 202, description = "Cancelled; stock and credit are released by the saga", body = CommandAccepted,
+            headers(("ETag" = String, description = "The order's new version, quoted"))),
+        (status = 400, description = "Not JSON, the wrong shape, or a malformed If-Match", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No order has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is shipped, rejected or already cancelled, or a concurrent write won", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match does not match the order's version", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "A body that is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Reason too long, or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn cancel_order(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: IdPath,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let body: CancelOrder = optional_json(&req, &body)?.unwrap_or_default();
+    let options = command_options(&req, &state, &body)?;
+    let reply = run_command::<Order, _, _>(
+        &state.pool,
+        id,
+        &options,
+        |order| order.decide(OrderCommand::Cancel { reason: body.reason.clone() }),
+        |executed| accepted(id, executed, StatusCode::ACCEPTED, Some(executed.loaded.state.status), None),
+    )
+    .await?;
+    Ok(respond(reply))
+}
+
+/// Ship an approved order
+#[utoipa::path(
+    post, path = "/orders/{id}/ship", tag = "orders",
+    params(("id" = Uuid, Path, description = "The order's id"), crate::openapi::IfMatch,
+           crate::openapi::IdempotencyKey, crate::openapi::RequestIdHeader),
+    responses(
+        (status = 200, description = "Shipped; its reserved stock leaves the shop", body = CommandAccepted,
+            headers(("ETag" = String, description = "The order's new version, quoted"))),
+        (status = 400, description = "A malformed If-Match or Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No order has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is not approved, or a concurrent write won", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match does not match the order's version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An Idempotency-Key reused with another request", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn ship_order(req: HttpRequest, state: web::Data<AppState>, id: IdPath) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let options = command_options(&req, &state, &serde_json::Value::Null)?;
+    let reply = run_command::<Order, _, _>(
+        &state.pool,
+        id,
+        &options,
+        |order| order.decide(OrderCommand::Ship),
+        |executed| accepted(id, executed, StatusCode::OK, Some(executed.loaded.state.status), None),
+    )
+    .await?;
+    Ok(respond(reply))
+}
+
+/// An optional JSON body: empty is `None`; anything else must be `application/json` and valid.
+fn optional_json<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<Option<T>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let is_json = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<mime::Mime>().ok())
+        .is_some_and(|mime| mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON));
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|error| ApiError::BadRequest(format!("the body is not valid for this request: {error}")))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let auth = || actix_web::middleware::from_fn(crate::auth::require_bearer_token);
+    let not_allowed = || web::to(shared::http::method_not_allowed);
+    cfg.service(web::resource("/orders").wrap(auth()).route(web::post().to(place_order)).default_service(not_allowed()))
+        .service(
+            web::resource("/orders/{id}/cancel")
+                .wrap(auth())
+                .route(web::post().to(cancel_order))
+                .default_service(not_allowed()),
+        )
+        .service(
+            web::resource("/orders/{id}/ship")
+                .wrap(auth())
+                .route(web::post().to(ship_order))
+                .default_service(not_allowed()),
+        );
+}

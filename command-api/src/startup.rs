@@ -1,0 +1,124 @@
+//! Builds the command-api: configuration, connections, routes and middleware. Tests call
+//! `Application::build_with_pool` to run the real app on port 0 against their own database.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use actix_web::{App, HttpResponse, HttpServer, dev::Server, middleware::from_fn, web};
+use anyhow::{Context, bail};
+use shared::{
+    config::{DatabaseArgs, connect_postgres, migrate},
+    event_store::ensure_positions_move_forward,
+    http,
+    telemetry::LogArgs,
+};
+use sqlx::PgPool;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{auth::CommandToken, openapi::ApiDoc, routes};
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "command-api", version, about = "The write side: commands in, events out")]
+pub struct Settings {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[arg(long, env = "COMMAND_API_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// The bearer token every command must carry.
+    #[arg(long, env = "COMMAND_API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Accept commands without a token. For local experiments only.
+    #[arg(long = "insecure-no-auth", env = "COMMAND_API_INSECURE", value_parser = clap::builder::FalseyValueParser::new())]
+    pub insecure_no_auth: bool,
+    /// Snapshot an aggregate every N events (0 disables snapshots).
+    #[arg(long, env = "SNAPSHOT_EVERY", default_value_t = 100, value_parser = clap::value_parser!(i64).range(0..))]
+    pub snapshot_every: i64,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// What every handler can reach.
+pub struct AppState {
+    pub pool: PgPool,
+    pub snapshot_every: i64,
+}
+
+pub struct Application {
+    server: Server,
+    address: SocketAddr,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let token = command_token(&settings)?;
+        let pool = connect_postgres(settings.database.require()?, 16).await?;
+        migrate(&pool).await?;
+        ensure_positions_move_forward(&pool).await?;
+        Self::build_with_pool(pool, &settings.addr, token, settings.snapshot_every)
+    }
+
+    pub fn build_with_pool(
+        pool: PgPool,
+        addr: &str,
+        token: Option<String>,
+        snapshot_every: i64,
+    ) -> anyhow::Result<Self> {
+        shared::telemetry::metrics_handle(); // installs the recorder before the first request
+        let state = web::Data::new(AppState { pool, snapshot_every });
+        let token = web::Data::new(CommandToken(token.map(Arc::from)));
+        let openapi = ApiDoc::openapi();
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen on {addr}: is another process using it? (set COMMAND_API_ADDR)"))?;
+        let address = listener.local_addr()?;
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(http::observe_requests))
+                .app_data(state.clone())
+                .app_data(token.clone())
+                .app_data(http::json_config())
+                .app_data(http::path_config())
+                .app_data(http::query_config())
+                .app_data(http::payload_config())
+                .configure(routes::health::configure)
+                .configure(routes::customers::configure)
+                .configure(routes::products::configure)
+                .configure(routes::orders::configure)
+                .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", openapi.clone()))
+                .route("/swagger-ui", web::get().to(redirect_to_swagger_ui))
+                .default_service(web::to(http::route_not_found))
+        })
+        .listen(listener)?
+        .run();
+        Ok(Self { server, address })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves until SIGTERM or SIGINT, then finishes the requests in flight.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("the HTTP server failed")
+    }
+}
+
+fn command_token(settings: &Settings) -> anyhow::Result<Option<String>> {
+    match settings.token.as_deref().map(str::trim) {
+        Some(token) if !token.is_empty() => Ok(Some(token.to_owned())),
+        _ if settings.insecure_no_auth => {
+            tracing::warn!(
+                "INSECURE: command-api accepts commands WITHOUT authentication (--insecure-no-auth / \
+                 COMMAND_API_INSECURE); anyone who can reach it can change data"
+            );
+            Ok(None)
+        }
+        _ => bail!(
+            "COMMAND_API_TOKEN is not set: export a secret token (./scripts/run makes one), or pass \
+             --insecure-no-auth for a local experiment"
+        ),
+    }
+}
+
+async fn redirect_to_swagger_ui() -> HttpResponse {
+    HttpResponse::PermanentRedirect().insert_header(("Location", "/swagger-ui/")).finish()
+}

@@ -1,0 +1,10 @@
+//! HTTP tests of the command-api: the real app on port 0 against a fresh database per test.
+
+mod concurrency;
+mod conventions;
+mod customers;
+mod helpers;
+mod idempotency;
+mod openapi;
+mod orders;
+mod products;

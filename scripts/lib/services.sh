@@ -1,0 +1,352 @@
+# shellcheck shell=bash
+#
+# Makes PostgreSQL and Redis available to the project. Sourced by scripts/test and scripts/run.
+#
+#   ensure_services        PostgreSQL and Redis answer; exports DATABASE_SERVER_URL and REDIS_URL
+#   ensure_database NAME   creates database NAME on that server if it does not exist
+#
+# Settings (environment):
+#   PGHOST (127.0.0.1), PGPORT (5432)            where PostgreSQL is expected
+#   REDIS_HOST (127.0.0.1), REDIS_PORT (6379)    where Redis is expected
+#   SERVICES_START_TIMEOUT (60)                  seconds to wait for a server we start
+#
+# A server that already answers is used as it is. Otherwise a project-local one is started from
+# .run/ (git-ignored): PostgreSQL from .run/postgres (trust auth, 127.0.0.1 only), Redis from
+# .run/redis (no persistence). Missing server packages are installed from Debian when running as
+# root. These functions never stop, wipe or reconfigure a server they did not start; the servers
+# they do start keep running after the calling script ends, so later runs start instantly.
+
+SERVICES_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+SERVICES_RUN_DIR="$SERVICES_REPO_ROOT/.run"
+
+services_log() { printf '%s\n' "$*" >&2; }
+services_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# --- packages ----------------------------------------------------------------------------------
+
+_services_apt_updated=""
+
+# services_apt_install WHAT PACKAGE...: installs Debian packages, or explains what to install.
+services_apt_install() {
+    local what=$1
+    shift
+    if [[ $(id -u) -ne 0 ]]; then
+        services_die "$what is not installed; install it with: sudo apt-get install -y $*"
+    fi
+    command -v apt-get >/dev/null 2>&1 ||
+        services_die "$what is not installed and this is not a Debian-like system; install $* yourself"
+    services_log "Installing $* (apt-get) ..."
+    if [[ -z $_services_apt_updated ]]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null ||
+            services_die "apt-get update failed"
+        _services_apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" </dev/null ||
+        services_die "apt-get install $* failed"
+}
+
+# --- small helpers -----------------------------------------------------------------------------
+
+# True if a TCP connection to HOST PORT succeeds, whatever answers there.
+services_port_open() {
+    # shellcheck disable=SC2016 # expanded by the inner bash, which gets host and port as $1 $2
+    timeout 2 bash -c ': <"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
+}
+
+# True if HOST names this machine's loopback, where we are able to start a server.
+services_is_loopback() {
+    [[ $1 == 127.0.0.1 || $1 == localhost ]]
+}
+
+# True if process PID exists and is not a zombie (a dead child we have not reaped yet).
+services_pid_alive() {
+    local pid=$1 stat
+    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 1
+    if [[ -r /proc/$pid/stat ]]; then
+        stat=$(<"/proc/$pid/stat") || return 1
+        stat=${stat##*) }           # the fields after "(comm) "; the first is the state
+        [[ ${stat%% *} != Z ]]
+    fi
+}
+
+# --- PostgreSQL --------------------------------------------------------------------------------
+
+# Prints the directory holding initdb and pg_ctl (wanted major version, else the highest).
+services_pg_bindir() {
+    local want=${1:-} dir
+    if [[ -n $want && -x /usr/lib/postgresql/$want/bin/pg_ctl ]]; then
+        echo "/usr/lib/postgresql/$want/bin"
+        return 0
+    fi
+    [[ -n $want ]] && return 1
+    # Debian keeps server binaries out of PATH, one directory per major version.
+    dir=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
+    if [[ -n $dir && -x $dir/initdb && -x $dir/pg_ctl ]]; then
+        echo "$dir"
+        return 0
+    fi
+    # Elsewhere (e.g. a source build) they are usually on PATH.
+    dir=$(dirname "$(command -v pg_ctl 2>/dev/null || echo /nonexistent/pg_ctl)")
+    if [[ -x $dir/initdb && -x $dir/pg_ctl ]]; then
+        echo "$dir"
+        return 0
+    fi
+    return 1
+}
+
+# Runs a PostgreSQL server program as the owner of the cluster. PostgreSQL refuses to run as root,
+# so root runs it as the `postgres` system user. `cd /` because that user may not be allowed into
+# the caller's working directory.
+services_as_pg() {
+    if [[ $(id -u) -eq 0 ]]; then
+        (cd / && runuser -u postgres -- "$@")
+    else
+        (cd / && "$@")
+    fi
+}
+
+services_ensure_pg_user() {
+    [[ $(id -u) -eq 0 ]] || return 0
+    if ! id -u postgres >/dev/null 2>&1; then
+        useradd --system --user-group --no-create-home --home-dir /nonexistent \
+            --shell /usr/sbin/nologin postgres ||
+            services_die "could not create the postgres system user"
+    fi
+    command -v runuser >/dev/null 2>&1 || services_die "runuser (util-linux) is needed to run PostgreSQL as user postgres"
+}
+
+# Installs the PostgreSQL server packages without letting them create and start a cluster of
+# their own (Debian's default `main` cluster uses password auth and would hold port 5432).
+services_install_pg_server() {
+    if [[ $(id -u) -eq 0 ]]; then
+        local conf=/etc/postgresql-common/createcluster.conf
+        mkdir -p "$(dirname "$conf")"
+        if [[ ! -e $conf ]]; then
+            echo 'create_main_cluster = false' >"$conf"
+        elif grep -Eq '^[[:space:]]*create_main_cluster' "$conf"; then
+            sed -i -E 's/^[[:space:]]*create_main_cluster.*/create_main_cluster = false/' "$conf"
+        else
+            echo 'create_main_cluster = false' >>"$conf"
+        fi
+    fi
+    services_apt_install "the PostgreSQL server" postgresql postgresql-client
+}
+
+# Starts (creating it first if needed) the project-local cluster in .run/postgres on 127.0.0.1:PORT.
+services_start_local_pg() {
+    local port=$1 data="$SERVICES_RUN_DIR/postgres" bindir version log socket_dir out
+    local timeout=${SERVICES_START_TIMEOUT:-60}
+
+    if ! services_pg_bindir >/dev/null; then
+        services_install_pg_server
+    fi
+    services_ensure_pg_user
+    mkdir -p "$SERVICES_RUN_DIR"
+    if [[ $(id -u) -eq 0 ]]; then
+        # Let the postgres user reach .run/postgres (search permission only, not listing).
+        chmod o+x "$SERVICES_RUN_DIR"
+    fi
+
+    if [[ -e $data && $(id -u) -ne 0 && ! -O $data ]]; then
+        services_die "$data belongs to $(stat -c %U "$data"); run as that user (or root), or start PostgreSQL on $port yourself"
+    fi
+    if [[ -f $data/PG_VERSION ]]; then
+        # Reuse the cluster an earlier run created, with the binaries of its major version.
+        version=$(<"$data/PG_VERSION")
+        bindir=$(services_pg_bindir "$version") ||
+            services_die "$data was created by PostgreSQL $version, which is not installed; install postgresql-$version, or delete $data (its data is lost) to create a new cluster"
+    else
+        if [[ -d $data && -n $(ls -A "$data" 2>/dev/null) ]]; then
+            services_die "$data exists but is not a PostgreSQL cluster; move it away and run again"
+        fi
+        bindir=$(services_pg_bindir) || services_die "PostgreSQL server binaries (initdb, pg_ctl) not found"
+        services_log "PostgreSQL: creating a project-local cluster in $data ..."
+        mkdir -p "$data"
+        chmod 700 "$data"
+        if [[ $(id -u) -eq 0 ]]; then chown postgres:postgres "$data"; fi
+        # C locale: always available, even in minimal containers without generated locales.
+        if ! out=$(services_as_pg "$bindir/initdb" -D "$data" --auth=trust -U postgres \
+            --encoding=UTF8 --locale=C 2>&1); then
+            printf '%s\n' "$out" >&2
+            services_die "initdb failed for $data (output above)"
+        fi
+    fi
+    if [[ $(id -u) -eq 0 ]]; then
+        [[ $(stat -c %U "$data") == postgres ]] ||
+            services_die "$data is owned by $(stat -c %U "$data"), not postgres; fix with: chown -R postgres:postgres $data"
+        runuser -u postgres -- test -w "$data" ||
+            services_die "user postgres cannot write $data (is a parent directory not searchable by others?)"
+    fi
+
+    # Log and socket live inside the cluster directory, so everything is under .run/postgres.
+    # A Unix socket path may not exceed ~107 bytes; in a deeply nested checkout go TCP-only.
+    log="$data/postgres.log"
+    socket_dir="$data"
+    if (( ${#socket_dir} + 20 > 100 )); then socket_dir=""; fi
+
+    services_log "PostgreSQL: starting the project-local cluster on 127.0.0.1:$port (log: $log) ..."
+    # -W: do not let pg_ctl wait; we poll pg_isready below, with a deadline.
+    services_as_pg "$bindir/pg_ctl" -D "$data" -l "$log" -W \
+        -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='$socket_dir' -c max_connections=200" \
+        start </dev/null >/dev/null 2>&1 ||
+        services_die "pg_ctl could not start PostgreSQL from $data; see $log"
+
+    local started=$SECONDS deadline=$((SECONDS + timeout)) pid
+    until "$SERVICES_PG_ISREADY" -q -h 127.0.0.1 -p "$port" -t 1; do
+        if (( SECONDS >= deadline )); then
+            services_die "PostgreSQL did not become ready on 127.0.0.1:$port within ${timeout}s; see $log"
+        fi
+        # The postmaster replaces postmaster.pid at once; after a grace period a missing or dead
+        # pid means it exited (e.g. bad setting), so there is no point waiting out the deadline.
+        if (( SECONDS - started >= 3 )); then
+            pid=$(head -n 1 "$data/postmaster.pid" 2>/dev/null || true)
+            services_pid_alive "$pid" ||
+                services_die "PostgreSQL exited during start-up; see $log"
+        fi
+        sleep 0.2
+    done
+    local as_user=""
+    if [[ $(id -u) -eq 0 ]]; then as_user="runuser -u postgres -- "; fi
+    services_log "PostgreSQL: ready on 127.0.0.1:$port (stop it with: $as_user$bindir/pg_ctl -D $data stop)"
+}
+
+services_ensure_postgres() {
+    local host=${PGHOST:-127.0.0.1} port=${PGPORT:-5432} rc timeout=${SERVICES_START_TIMEOUT:-60}
+    [[ $host != /* ]] || services_die "PGHOST=$host is a socket directory; set it to a host name or IP address"
+
+    # pg_isready comes with the client package; the server binaries are checked only if needed.
+    SERVICES_PG_ISREADY=$(command -v pg_isready 2>/dev/null || true)
+    if [[ -z $SERVICES_PG_ISREADY ]]; then
+        local bindir
+        if bindir=$(services_pg_bindir) && [[ -x $bindir/pg_isready ]]; then
+            SERVICES_PG_ISREADY=$bindir/pg_isready
+        else
+            services_apt_install "the PostgreSQL client (pg_isready, psql)" postgresql-client
+            SERVICES_PG_ISREADY=$(command -v pg_isready) || services_die "pg_isready still not found"
+        fi
+    fi
+    command -v psql >/dev/null 2>&1 ||
+        services_apt_install "the PostgreSQL client (psql)" postgresql-client
+
+    # pg_isready: 0 accepting, 1 rejecting (starting up or shutting down), 2 no response.
+    rc=0
+    "$SERVICES_PG_ISREADY" -q -h "$host" -p "$port" -t 3 || rc=$?
+    if (( rc == 1 )); then
+        # A server is there but not accepting yet: give it the start-up deadline, do not compete.
+        services_log "PostgreSQL: the server on $host:$port is not accepting connections yet; waiting ..."
+        local deadline=$((SECONDS + timeout))
+        until "$SERVICES_PG_ISREADY" -q -h "$host" -p "$port" -t 1; do
+            (( SECONDS < deadline )) ||
+                services_die "the PostgreSQL server on $host:$port did not start accepting connections within ${timeout}s"
+            sleep 0.2
+        done
+        rc=0
+    fi
+    if (( rc == 0 )); then
+        services_log "PostgreSQL: using the server on $host:$port"
+    elif ! services_is_loopback "$host"; then
+        services_die "no PostgreSQL answers on $host:$port (PGHOST/PGPORT); start it, or unset PGHOST to use a local one"
+    elif services_port_open 127.0.0.1 "$port"; then
+        services_die "port $port is taken by something that is not PostgreSQL; free it or choose another PGPORT"
+    else
+        services_start_local_pg "$port"
+    fi
+    export DATABASE_SERVER_URL="postgres://postgres@$host:$port"
+}
+
+# --- Redis -------------------------------------------------------------------------------------
+
+# Prints what the Redis server at HOST PORT answers to PING ("PONG" when usable).
+services_redis_ping() {
+    timeout 5 redis-cli -h "$1" -p "$2" ping 2>&1 </dev/null || true
+}
+
+services_start_local_redis() {
+    local port=$1 dir="$SERVICES_RUN_DIR/redis" timeout=${SERVICES_START_TIMEOUT:-60}
+    local log pidfile answer started deadline pid
+    log="$dir/redis.log"
+    pidfile="$dir/redis.pid"
+
+    mkdir -p "$dir"
+    services_log "Redis: starting a project-local server on 127.0.0.1:$port (log: $log) ..."
+    # No persistence (--save "" --appendonly no): the read models are rebuilt from the events.
+    # An explicit --pidfile, or a daemonized redis writes /var/run/redis_<port>.pid.
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+        --dir "$dir" --logfile "$log" --pidfile "$pidfile" </dev/null >/dev/null 2>&1 ||
+        services_die "redis-server could not start; see $log"
+
+    started=$SECONDS
+    deadline=$((SECONDS + timeout))
+    while :; do
+        answer=$(services_redis_ping 127.0.0.1 "$port")
+        [[ $answer == PONG ]] && break
+        if (( SECONDS >= deadline )); then
+            services_die "Redis did not answer on 127.0.0.1:$port within ${timeout}s; see $log"
+        fi
+        # The daemon writes its pid file at once; missing or dead after a grace period = it exited.
+        if (( SECONDS - started >= 3 )); then
+            pid=$(cat "$pidfile" 2>/dev/null || true)
+            services_pid_alive "$pid" || services_die "Redis exited during start-up; see $log"
+        fi
+        sleep 0.2
+    done
+    services_log "Redis: ready on 127.0.0.1:$port (stop it with: redis-cli -p $port shutdown nosave)"
+}
+
+services_ensure_redis() {
+    local host=${REDIS_HOST:-127.0.0.1} port=${REDIS_PORT:-6379} answer
+    command -v redis-cli >/dev/null 2>&1 || services_apt_install "the Redis client (redis-cli)" redis-tools
+
+    answer=$(services_redis_ping "$host" "$port")
+    if [[ $answer == PONG ]]; then
+        services_log "Redis: using the server on $host:$port"
+    elif [[ $answer == *LOADING* ]]; then
+        services_die "the Redis server on $host:$port is still loading its data set; try again in a moment"
+    elif [[ $answer == *NOAUTH* || $answer == *WRONGPASS* || $answer == *DENIED* ]]; then
+        services_die "the Redis server on $host:$port refuses us ($answer); give the project a Redis without a password, or choose another REDIS_PORT"
+    elif ! services_is_loopback "$host"; then
+        services_die "no Redis answers on $host:$port (REDIS_HOST/REDIS_PORT); start it, or unset REDIS_HOST to use a local one"
+    elif services_port_open 127.0.0.1 "$port"; then
+        services_die "port $port is taken by something that is not Redis; free it or choose another REDIS_PORT"
+    else
+        if ! command -v redis-server >/dev/null 2>&1; then
+            services_apt_install "the Redis server" redis-server redis-tools
+            # The package may have started a Redis of its own on this very port: use it if so.
+            answer=$(services_redis_ping 127.0.0.1 "$port")
+        fi
+        if [[ $answer == PONG ]]; then
+            services_log "Redis: using the server on $host:$port"
+        else
+            services_start_local_redis "$port"
+        fi
+    fi
+    export REDIS_URL="redis://$host:$port"
+}
+
+# --- public ------------------------------------------------------------------------------------
+
+ensure_services() {
+    services_ensure_postgres
+    services_ensure_redis
+}
+
+ensure_database() {
+    local name=${1:?ensure_database needs a database name} exists
+    [[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || services_die "unsupported database name: $name"
+    [[ -n ${DATABASE_SERVER_URL:-} ]] || services_die "ensure_database: call ensure_services first"
+
+    exists=$(psql "$DATABASE_SERVER_URL/postgres" -X -q -t -A -v ON_ERROR_STOP=1 \
+        -c "SELECT 1 FROM pg_database WHERE datname = '$name'" </dev/null) ||
+        services_die "could not query $DATABASE_SERVER_URL/postgres"
+    [[ $exists == 1 ]] && return 0
+
+    if ! psql "$DATABASE_SERVER_URL/postgres" -X -q -v ON_ERROR_STOP=1 \
+        -c "CREATE DATABASE \"$name\"" </dev/null >/dev/null; then
+        # Someone else may have created it in the meantime; only then is this not an error.
+        exists=$(psql "$DATABASE_SERVER_URL/postgres" -X -q -t -A \
+            -c "SELECT 1 FROM pg_database WHERE datname = '$name'" </dev/null 2>/dev/null || true)
+        [[ $exists == 1 ]] || services_die "could not create database $name on $DATABASE_SERVER_URL"
+    else
+        services_log "PostgreSQL: created database $name"
+    fi
+}

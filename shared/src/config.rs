@@ -1,0 +1,85 @@
+//! Configuration shared by the services (environment variables, mirrored as CLI flags) and the
+//! connections built from it. Every failure here is one line that says what to do.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use sqlx::{PgPool, postgres::PgPoolOptions};
+
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const DEFAULT_REDIS_KEY_PREFIX: &str = "cqrs:";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL, e.g. postgres://postgres@127.0.0.1:5432/cqrs_shop
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+impl DatabaseArgs {
+    pub fn require(&self) -> anyhow::Result<&str> {
+        match self.database_url.as_deref() {
+            Some(url) if !url.trim().is_empty() => Ok(url),
+            _ => bail!(
+                "DATABASE_URL is not set: export it (e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/cqrs_shop) \
+                 or start the whole system with ./scripts/run"
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RedisArgs {
+    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL)]
+    pub redis_url: String,
+    /// Every Redis key the system writes or reads starts with this.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = DEFAULT_REDIS_KEY_PREFIX)]
+    pub redis_key_prefix: String,
+}
+
+/// Connects to PostgreSQL, failing fast with a message that names the URL's host.
+pub async fn connect_postgres(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to PostgreSQL at {}: is it running and does the database exist? \
+                 (./scripts/run starts one)",
+                redact_url(url)
+            )
+        })?;
+    Ok(pool)
+}
+
+/// Brings the schema up to date. sqlx takes an advisory lock, so several services starting at
+/// once apply each migration exactly once.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    sqlx::migrate!("../migrations").run(pool).await.context("cannot apply the database migrations")?;
+    Ok(())
+}
+
+/// The URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{}{}@{}", &url[..scheme_end + 3], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(redact_url("postgres://app:s3cret@db:5432/x"), "postgres://app@db:5432/x");
+        assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
+    }
+}

@@ -1,0 +1,13 @@
+//! What both HTTP services share: problem+json errors, request ids, request metrics, and the
+//! health and metrics endpoints.
+
+mod middleware;
+mod problem;
+
+pub use middleware::{REQUEST_ID_HEADER, RequestId, observe_requests};
+pub use problem::{
+    Problem, json_config, method_not_allowed, path_config, payload_config, query_config, route_not_found,
+};
+
+/// Bodies above this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;

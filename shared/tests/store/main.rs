@@ -1,0 +1,5 @@
+//! Event store tests against a real PostgreSQL, one fresh database per test.
+
+mod appends;
+mod loading;
+mod tailing;
