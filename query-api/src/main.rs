@@ -1,1 +1,26 @@
-fn main() {}
+//! query-api: parse the configuration, set up telemetry, run. Nothing else.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use query_api::startup::{Application, Settings};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let settings = Settings::parse();
+    shared::telemetry::init_tracing(&settings.log);
+    match run(settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("query-api: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
+    let application = Application::build(settings).await?;
+    tracing::info!(address = %application.address(), "query-api listening");
+    application.run_until_stopped().await
+}

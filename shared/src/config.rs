@@ -54,6 +54,20 @@ pub async fn connect_postgres(url: &str, max_connections: u32) -> anyhow::Result
     Ok(pool)
 }
 
+/// Connects to Redis with short timeouts, so a Redis outage turns into quick errors (503s)
+/// rather than hung requests; the manager reconnects by itself when Redis is back.
+pub async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let client = redis::Client::open(url).with_context(|| format!("REDIS_URL is not a valid Redis URL: {}", redact_url(url)))?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_millis(500));
+    client.get_connection_manager_with_config(config).await.with_context(|| {
+        format!("cannot connect to Redis at {}: is it running? (./scripts/run starts one)", redact_url(url))
+    })
+}
+
 /// Brings the schema up to date. sqlx takes an advisory lock, so several services starting at
 /// once apply each migration exactly once.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {

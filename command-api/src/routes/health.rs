@@ -1,16 +1,9 @@
-//! `/healthz` (the process is up), `/readyz` (PostgreSQL answers), `/metrics` (Prometheus).
+//! `/readyz` (PostgreSQL answers), beside the shared `/healthz` and `/metrics`.
 
 use actix_web::{HttpResponse, web};
-use shared::http::Problem;
+use shared::http::{Problem, operations};
 
 use crate::startup::AppState;
-
-/// The process is up
-#[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "The process is up", body = Object, example = json!({"status": "ok"}))))]
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
-}
 
 /// Dependencies are reachable
 #[utoipa::path(get, path = "/readyz", tag = "operations",
@@ -26,17 +19,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, Problem>
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
 }
 
-/// Prometheus metrics
-#[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Metrics in the Prometheus text format", body = String, content_type = "text/plain")))]
-pub async fn metrics() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(shared::telemetry::metrics_handle().render())
-}
-
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
+    cfg.route("/healthz", web::get().to(operations::healthz))
         .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+        .route("/metrics", web::get().to(operations::metrics));
 }

@@ -11,7 +11,7 @@ pub mod upcast;
 
 pub use append::{AppendedEvents, append_to_stream};
 pub use command::{
-    CommandError, CommandOptions, CommandReply, Executed, IdempotencyRequest, StoredResponse, UniqueClaim, execute_in_tx,
+    CommandError, CommandOptions, CommandReply, Executed, backoff, IdempotencyRequest, StoredResponse, UniqueClaim, execute_in_tx,
     run_command,
 };
 pub use load::{Loaded, load_aggregate};

@@ -2,6 +2,7 @@
 //! health and metrics endpoints.
 
 mod middleware;
+pub mod operations;
 mod problem;
 
 pub use middleware::{REQUEST_ID_HEADER, RequestId, observe_requests};

@@ -1,0 +1,32 @@
+use shared::event_store::{StoreError, is_transient_database_error};
+
+/// Why a subscription could not apply a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("PostgreSQL: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+impl ProjectionError {
+    /// Connection trouble passes; a corrupt event does not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Store(error) => error.is_transient(),
+            Self::Database(error) => is_transient_database_error(error),
+            Self::Redis(_) => true,
+            Self::Corrupt(_) => false,
+        }
+    }
+}
+
+impl From<serde_json::Error> for ProjectionError {
+    fn from(error: serde_json::Error) -> Self {
+        Self::Corrupt(error.to_string())
+    }
+}

@@ -1,0 +1,54 @@
+//! `order_history`: every event that concerns an order, in position order: its own events and
+//! the saga's steps on products and customers (which name the order in their data).
+
+use shared::{event_store::RecordedEvent, read_model::HistoryEntry};
+use sqlx::PgConnection;
+
+use super::postgres::{PgReadModel, table_name};
+use crate::ProjectionError;
+
+pub struct OrderHistory;
+
+impl PgReadModel for OrderHistory {
+    const NAME: &'static str = shared::read_model::names::ORDER_HISTORY;
+    const TABLE: &'static str = "order_history";
+
+    async fn apply_batch(
+        conn: &mut PgConnection,
+        generation: i32,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let (mut orders, mut positions, mut stream_types, mut versions, mut types, mut times, mut data) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for recorded in events {
+            let Some(order_id) = HistoryEntry::order_of(recorded) else { continue };
+            orders.push(order_id);
+            positions.push(recorded.position);
+            stream_types.push(recorded.stream_type.as_str());
+            versions.push(recorded.stream_version);
+            types.push(recorded.event_type.as_str());
+            times.push(recorded.recorded_at);
+            data.push(&recorded.data);
+        }
+        if orders.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(&format!(
+            "INSERT INTO {} (order_id, position, stream_type, version, type, recorded_at, data)
+             SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::text[], $4::bigint[], $5::text[],
+                                  $6::timestamptz[], $7::jsonb[])
+             ON CONFLICT DO NOTHING",
+            table_name(Self::TABLE, generation)
+        ))
+        .bind(orders)
+        .bind(positions)
+        .bind(stream_types)
+        .bind(versions)
+        .bind(types)
+        .bind(times)
+        .bind(data)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}

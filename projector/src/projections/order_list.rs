@@ -1,0 +1,68 @@
+//! `order_list`: one row per order, filterable by customer and status, newest first.
+
+use std::collections::HashMap;
+
+use shared::{
+    event_store::RecordedEvent,
+    read_model::{Document, OrderView, fold_documents, stream_ids},
+};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::postgres::{PgReadModel, table_name};
+use crate::ProjectionError;
+
+pub struct OrderList;
+
+impl PgReadModel for OrderList {
+    const NAME: &'static str = shared::read_model::names::ORDER_LIST;
+    const TABLE: &'static str = "orders";
+
+    async fn apply_batch(
+        conn: &mut PgConnection,
+        generation: i32,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let ids = stream_ids(events, "order");
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let table = table_name(Self::TABLE, generation);
+        let stored: Vec<(Uuid, serde_json::Value, i64, i64)> =
+            sqlx::query_as(&format!("SELECT id, doc, placed_position, last_position FROM {table} WHERE id = ANY($1)"))
+                .bind(&ids)
+                .fetch_all(&mut *conn)
+                .await?;
+        let mut documents = HashMap::new();
+        for (id, doc, first_position, last_position) in stored {
+            documents.insert(id, Document { view: serde_json::from_value(doc)?, first_position, last_position });
+        }
+        let changed = fold_documents(&mut documents, events, "order", OrderView::fold)?;
+        let (mut ids, mut customers, mut statuses, mut placed, mut last, mut docs) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for id in changed {
+            let Some(document) = documents.get(&id) else { continue };
+            ids.push(id);
+            customers.push(document.view.customer_id);
+            statuses.push(document.view.status.as_str());
+            placed.push(document.first_position);
+            last.push(document.last_position);
+            docs.push(serde_json::to_value(&document.view)?);
+        }
+        sqlx::query(&format!(
+            "INSERT INTO {table} (id, customer_id, status, placed_position, last_position, doc)
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::bigint[], $6::jsonb[])
+             ON CONFLICT (id) DO UPDATE
+             SET status = EXCLUDED.status, last_position = EXCLUDED.last_position, doc = EXCLUDED.doc"
+        ))
+        .bind(ids)
+        .bind(customers)
+        .bind(statuses)
+        .bind(placed)
+        .bind(last)
+        .bind(docs)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}

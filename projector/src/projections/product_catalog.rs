@@ -1,0 +1,64 @@
+//! `product_catalog`: one row per product, searched by name (case-insensitive) and listed in
+//! name order.
+
+use std::collections::HashMap;
+
+use shared::{
+    event_store::RecordedEvent,
+    read_model::{Document, ProductView, fold_documents, stream_ids},
+};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::postgres::{PgReadModel, table_name};
+use crate::ProjectionError;
+
+pub struct ProductCatalog;
+
+impl PgReadModel for ProductCatalog {
+    const NAME: &'static str = shared::read_model::names::PRODUCT_CATALOG;
+    const TABLE: &'static str = "products";
+
+    async fn apply_batch(
+        conn: &mut PgConnection,
+        generation: i32,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let ids = stream_ids(events, "product");
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let table = table_name(Self::TABLE, generation);
+        let stored: Vec<(Uuid, serde_json::Value, i64)> =
+            sqlx::query_as(&format!("SELECT id, doc, last_position FROM {table} WHERE id = ANY($1)"))
+                .bind(&ids)
+                .fetch_all(&mut *conn)
+                .await?;
+        let mut documents = HashMap::new();
+        for (id, doc, last_position) in stored {
+            documents.insert(id, Document { view: serde_json::from_value(doc)?, first_position: 0, last_position });
+        }
+        let changed = fold_documents(&mut documents, events, "product", ProductView::fold)?;
+        let (mut ids, mut name_keys, mut last, mut docs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for id in changed {
+            let Some(document) = documents.get(&id) else { continue };
+            ids.push(id);
+            name_keys.push(document.view.name.to_lowercase());
+            last.push(document.last_position);
+            docs.push(serde_json::to_value(&document.view)?);
+        }
+        sqlx::query(&format!(
+            "INSERT INTO {table} (id, name_key, last_position, doc)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::jsonb[])
+             ON CONFLICT (id) DO UPDATE
+             SET name_key = EXCLUDED.name_key, last_position = EXCLUDED.last_position, doc = EXCLUDED.doc"
+        ))
+        .bind(ids)
+        .bind(name_keys)
+        .bind(last)
+        .bind(docs)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}

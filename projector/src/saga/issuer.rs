@@ -1,0 +1,72 @@
+//! Issues a saga step's commands inside the step's transaction, through the same domain code
+//! the command-api uses. Each appended event carries the correlation id of the request that
+//! started the chain and, as causation id, the position of the event that triggered the step.
+
+use shared::{
+    domain::{
+        Aggregate,
+        customer::{Customer, CustomerCommand},
+        order::{Order, OrderCommand},
+        product::{Product, ProductCommand},
+    },
+    event_store::{CommandOptions, Metadata, RecordedEvent, execute_in_tx, load_aggregate},
+};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::SagaError;
+
+pub struct Issuer<'a> {
+    conn: &'a mut PgConnection,
+    options: CommandOptions,
+}
+
+impl<'a> Issuer<'a> {
+    pub fn new(conn: &'a mut PgConnection, trigger: &RecordedEvent, snapshot_every: i64) -> Self {
+        let metadata = Metadata {
+            correlation_id: trigger.correlation_id().map(str::to_owned),
+            causation_id: Some(trigger.position.to_string()),
+            idempotency_key: None,
+        };
+        Self { conn, options: CommandOptions { metadata, snapshot_every, ..CommandOptions::default() } }
+    }
+
+    pub fn conn(&mut self) -> &mut PgConnection {
+        self.conn
+    }
+
+    pub async fn product(&mut self, id: Uuid, command: ProductCommand) -> Result<Product, SagaError> {
+        self.issue::<Product>(id, command).await
+    }
+
+    pub async fn customer(&mut self, id: Uuid, command: CustomerCommand) -> Result<Customer, SagaError> {
+        self.issue::<Customer>(id, command).await
+    }
+
+    pub async fn order(&mut self, id: Uuid, command: OrderCommand) -> Result<Order, SagaError> {
+        self.issue::<Order>(id, command).await
+    }
+
+    /// The current state of an aggregate, as this transaction sees it.
+    pub async fn load<A: Aggregate>(&mut self, id: Uuid) -> Result<A, SagaError> {
+        Ok(load_aggregate::<A>(self.conn, id, self.options.snapshot_every > 0).await?.state)
+    }
+
+    async fn issue<A: Aggregate>(&mut self, id: Uuid, command: A::Command) -> Result<A, SagaError>
+    where
+        A::Command: std::fmt::Debug,
+    {
+        let described = format!("{command:?}");
+        let executed = execute_in_tx::<A, _>(self.conn, id, &self.options, |state| state.decide(command)).await?;
+        for event in &executed.events {
+            tracing::info!(
+                stream_type = A::STREAM_TYPE,
+                stream_id = %id,
+                command = %described,
+                event = shared::domain::DomainEvent::event_type(event),
+                "saga step"
+            );
+        }
+        Ok(executed.loaded.state)
+    }
+}

@@ -1,0 +1,151 @@
+//! A saga handler as a subscription. Each event is handled in its own transaction, together with
+//! the commands it issues and the checkpoint, so a lost race (a client writing the same product)
+//! retries just that event. An event that still fails after retries for a reason that is not
+//! transient is parked in `projector.dead_letters` and the subscription moves on.
+
+use std::{future::Future, time::Duration};
+
+use shared::event_store::{RecordedEvent, backoff};
+use sqlx::{PgConnection, PgPool};
+use tracing::Instrument;
+
+use super::{Issuer, SagaError, dead_letters};
+use crate::{ProjectionError, projections::Projection};
+
+/// Tries of one event before a non-transient failure parks it.
+const ATTEMPTS_BEFORE_PARKING: u32 = 3;
+/// Tries of one event while it keeps losing races, before the runner backs off.
+const ATTEMPTS_WHILE_RACING: u32 = 20;
+
+pub trait SagaHandler: Send + Sync + 'static {
+    const NAME: &'static str;
+
+    /// Reacts to one event, issuing commands through `issuer` (all in one transaction).
+    fn handle(
+        &self,
+        issuer: &mut Issuer<'_>,
+        event: &RecordedEvent,
+    ) -> impl Future<Output = Result<(), SagaError>> + Send;
+}
+
+pub struct SagaSubscription<H> {
+    pool: PgPool,
+    handler: H,
+    snapshot_every: i64,
+}
+
+pub(super) enum Outcome {
+    Applied,
+    Moved,
+}
+
+impl<H: SagaHandler> SagaSubscription<H> {
+    pub fn new(pool: PgPool, handler: H, snapshot_every: i64) -> Self {
+        Self { pool, handler, snapshot_every }
+    }
+
+    /// Runs the handler for one event in a transaction; with `expected`, only if the checkpoint
+    /// is still there, and moving it to the event.
+    pub(super) async fn try_event(&self, expected: Option<i64>, event: &RecordedEvent) -> Result<Outcome, SagaError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(expected) = expected {
+            let position: i64 =
+                sqlx::query_scalar("SELECT position FROM projector.checkpoints WHERE name = $1 FOR UPDATE")
+                    .bind(H::NAME)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if position != expected {
+                return Ok(Outcome::Moved);
+            }
+        }
+        let span = tracing::info_span!(
+            "saga",
+            subscription = H::NAME,
+            position = event.position,
+            event = %event.event_type,
+            order_id = event.data.get("order_id").and_then(|id| id.as_str()).unwrap_or(&event.stream_id.to_string()),
+            correlation_id = event.correlation_id().unwrap_or_default(),
+        );
+        let mut issuer = Issuer::new(&mut tx, event, self.snapshot_every);
+        self.handler.handle(&mut issuer, event).instrument(span).await?;
+        if expected.is_some() {
+            move_checkpoint(&mut tx, H::NAME, event.position).await?;
+        }
+        tx.commit().await?;
+        Ok(Outcome::Applied)
+    }
+
+    async fn apply_one(&self, expected: i64, event: &RecordedEvent) -> Result<Outcome, ProjectionError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_event(Some(expected), event).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(error) if error.is_transient() && attempt < ATTEMPTS_WHILE_RACING => {
+                    tokio::time::sleep(backoff(attempt).min(Duration::from_millis(200))).await;
+                }
+                Err(error) if error.is_transient() => return Err(error.into()),
+                Err(error) if attempt < ATTEMPTS_BEFORE_PARKING => {
+                    tracing::warn!(subscription = H::NAME, position = event.position, %error, attempt, "saga step failed; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(error) => {
+                    tracing::error!(subscription = H::NAME, position = event.position, %error, "parking the event in dead_letters");
+                    let mut tx = self.pool.begin().await?;
+                    dead_letters::park(&mut tx, H::NAME, event, &error.to_string(), attempt).await?;
+                    move_checkpoint(&mut tx, H::NAME, event.position).await?;
+                    tx.commit().await?;
+                    return Ok(Outcome::Applied);
+                }
+            }
+        }
+    }
+}
+
+async fn move_checkpoint(conn: &mut PgConnection, name: &str, position: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE projector.checkpoints SET position = $2, last_error = NULL, updated_at = now() WHERE name = $1")
+        .bind(name)
+        .bind(position)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+impl<H: SagaHandler> Projection for SagaSubscription<H> {
+    fn name(&self) -> &'static str {
+        H::NAME
+    }
+
+    /// A saga subscription seen for the first time starts where any other saga subscription
+    /// already is (a mode switch must not replay history as new orders), or at 0 on a new log.
+    async fn position(&self) -> Result<i64, ProjectionError> {
+        sqlx::query(
+            "INSERT INTO projector.checkpoints (name, position)
+             SELECT $1, coalesce(max(position), 0) FROM projector.checkpoints
+             WHERE name IN ('order_saga', 'stock_handler', 'credit_handler', 'order_handler')
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(H::NAME)
+        .execute(&self.pool)
+        .await?;
+        Ok(sqlx::query_scalar("SELECT position FROM projector.checkpoints WHERE name = $1")
+            .bind(H::NAME)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn apply(&self, from: i64, events: &[RecordedEvent]) -> Result<bool, ProjectionError> {
+        let mut expected = from;
+        for event in events {
+            if let Outcome::Moved = self.apply_one(expected, event).await? {
+                return Ok(false);
+            }
+            expected = event.position;
+        }
+        Ok(true)
+    }
+
+    async fn record_error(&self, error: Option<&str>) {
+        crate::projections::postgres::record_error(&self.pool, H::NAME, error).await;
+    }
+}

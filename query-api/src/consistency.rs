@@ -1,0 +1,119 @@
+//! Read-your-writes. A request with `min_position=P` waits until every projection it reads has
+//! applied every event at or below P. It does not poll the database in a loop: the projector
+//! announces each batch on Redis pub/sub, one listener task turns those announcements into a
+//! `watch` signal, and waiting requests re-check their projection's checkpoint only when woken
+//! (or, should an announcement be lost, every 250 ms). After the timeout (5 s by default) the
+//! answer is 503 with `Retry-After`.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use redis::{Script, aio::ConnectionManager};
+use shared::read_model::{RedisKeys, names};
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::problem::ApiError;
+
+/// How long a waiting request sleeps when no announcement wakes it.
+const FALLBACK_RECHECK: Duration = Duration::from_millis(250);
+
+#[derive(Clone)]
+pub struct Consistency {
+    pool: PgPool,
+    redis: ConnectionManager,
+    keys: RedisKeys,
+    progress: watch::Receiver<u64>,
+    timeout: Duration,
+    lookups_checkpoint: Script,
+}
+
+impl Consistency {
+    pub fn new(
+        pool: PgPool,
+        redis: ConnectionManager,
+        keys: RedisKeys,
+        progress: watch::Receiver<u64>,
+        timeout: Duration,
+    ) -> Self {
+        let lookups_checkpoint = Script::new(
+            "local live = redis.call('GET', KEYS[1])
+             if not live then return false end
+             return redis.call('GET', ARGV[1] .. 'g' .. live .. ':checkpoint') or '0'",
+        );
+        Self { pool, redis, keys, progress, timeout, lookups_checkpoint }
+    }
+
+    /// The position `projection` has applied everything up to.
+    pub async fn position(&self, projection: &'static str) -> Result<i64, ApiError> {
+        if projection == names::LOOKUPS {
+            let mut redis = self.redis.clone();
+            let position: Option<i64> = self
+                .lookups_checkpoint
+                .key(self.keys.live_generation())
+                .arg(self.keys.prefix())
+                .invoke_async(&mut redis)
+                .await?;
+            return Ok(position.unwrap_or(0));
+        }
+        let position: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM read_model.projection_checkpoints WHERE name = $1")
+                .bind(projection)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(position.unwrap_or(0))
+    }
+
+    /// Waits until `projection` reaches `min_position` (no wait without one) and returns the
+    /// position the answer will reflect.
+    pub async fn reach(&self, projection: &'static str, min_position: Option<i64>) -> Result<i64, ApiError> {
+        let Some(wanted) = min_position else { return self.position(projection).await };
+        let deadline = Instant::now() + self.timeout;
+        let mut progress = self.progress.clone();
+        loop {
+            progress.borrow_and_update();
+            let reached = self.position(projection).await?;
+            if reached >= wanted {
+                return Ok(reached);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ApiError::NotYetConsistent { projection, wanted, reached });
+            }
+            let _ = tokio::time::timeout(left.min(FALLBACK_RECHECK), progress.changed()).await;
+        }
+    }
+}
+
+/// Subscribes to the projector's progress announcements, reconnecting as needed; the returned
+/// receiver changes on every announcement.
+pub fn listen_for_progress(redis_url: String, keys: RedisKeys) -> watch::Receiver<u64> {
+    let (sender, receiver) = watch::channel(0u64);
+    tokio::spawn(async move {
+        let channel = keys.progress_channel();
+        loop {
+            let subscribed = async {
+                let client = redis::Client::open(redis_url.as_str())?;
+                let mut pubsub = client.get_async_pubsub().await?;
+                pubsub.subscribe(&channel).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            }
+            .await;
+            match subscribed {
+                Ok(pubsub) => {
+                    let mut messages = pubsub.into_on_message();
+                    while messages.next().await.is_some() {
+                        sender.send_modify(|count| *count = count.wrapping_add(1));
+                    }
+                    tracing::warn!("lost the progress subscription; reconnecting");
+                }
+                Err(error) => tracing::warn!(%error, "cannot subscribe to projector progress; re-checking on a timer"),
+            }
+            if sender.is_closed() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    receiver
+}

@@ -1,0 +1,37 @@
+//! The query-api's OpenAPI 3.1 document, generated from the handlers' annotations. The committed
+//! copy in `openapi/query-api.json` is checked against it by a test.
+
+use utoipa::OpenApi;
+
+use crate::routes::{customers, health, orders, products, projections};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "query-api",
+        description = "The read side of the CQRS order system: lookups from Redis, lists, search and history \
+            from PostgreSQL. Every GET takes `min_position` (a `position` a command answered) to read your own \
+            writes, and answers `X-Position`.",
+        license(name = "MIT", identifier = "MIT")
+    ),
+    paths(
+        orders::get_order,
+        orders::list_orders,
+        orders::order_history,
+        products::get_product,
+        products::search_products,
+        customers::get_customer,
+        projections::projections,
+        shared::http::operations::healthz,
+        health::readyz,
+        shared::http::operations::metrics,
+    ),
+    components(schemas(shared::http::Problem)),
+    tags(
+        (name = "orders", description = "Orders and their history"),
+        (name = "products", description = "The catalog and its stock"),
+        (name = "customers", description = "Customers and their credit"),
+        (name = "operations", description = "Projections, health, readiness and metrics"),
+    )
+)]
+pub struct ApiDoc;

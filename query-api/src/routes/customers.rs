@@ -1,0 +1,42 @@
+//! `GET /customers/{id}` (Redis).
+
+use actix_web::{HttpResponse, web};
+use shared::{
+    http::Problem,
+    read_model::{CustomerView, names},
+};
+use uuid::Uuid;
+
+use super::{Consistent, min_position, with_position};
+use crate::{problem::ApiError, startup::AppState};
+
+/// A customer and their credit
+#[utoipa::path(get, path = "/customers/{id}", tag = "customers",
+    params(("id" = Uuid, Path, description = "The customer's id"), Consistent),
+    responses(
+        (status = 200, description = "The customer", body = CustomerView,
+            headers(("X-Position" = i64, description = "The position the data reflects"))),
+        (status = 400, description = "A malformed query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No customer has this id (yet: see min_position)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is down, or min_position was not reached in time", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds"))),
+    ))]
+pub async fn get_customer(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    query: web::Query<Consistent>,
+) -> Result<HttpResponse, ApiError> {
+    state.consistency.reach(names::LOOKUPS, min_position(query.min_position)?).await?;
+    match state.lookups.find::<CustomerView>("customer", id.into_inner()).await? {
+        (Some(customer), position) => Ok(with_position(&customer, position)),
+        (None, _) => Err(ApiError::NotFound("no customer has this id".into())),
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/customers/{id}")
+            .route(web::get().to(get_customer))
+            .default_service(web::to(shared::http::method_not_allowed)),
+    );
+}

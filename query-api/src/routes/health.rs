@@ -1,0 +1,24 @@
+//! `/readyz` (PostgreSQL and Redis answer), beside the shared `/healthz` and `/metrics`.
+
+use actix_web::{HttpResponse, web};
+use shared::http::{Problem, operations};
+
+use crate::{problem::ApiError, startup::AppState};
+
+/// Dependencies are reachable
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "PostgreSQL and Redis answer", body = Object, example = json!({"status": "ready"})),
+        (status = 503, description = "PostgreSQL or Redis does not answer", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    sqlx::query("SELECT 1").execute(&state.pool).await?;
+    state.lookups.ping().await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(operations::healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(operations::metrics));
+}

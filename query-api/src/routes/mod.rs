@@ -1,0 +1,38 @@
+//! One module per resource; `health` holds the operational endpoints.
+
+pub mod customers;
+pub mod health;
+pub mod orders;
+pub mod products;
+pub mod projections;
+
+use actix_web::HttpResponse;
+use serde::{Deserialize, Serialize};
+
+use crate::problem::ApiError;
+
+pub const POSITION_HEADER: &str = "X-Position";
+
+/// `min_position`, taken by every GET.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct Consistent {
+    /// Wait (up to 5 s, then 503) until the read model has applied every event at or below
+    /// this position: pass the `position` a command answered to read your own write.
+    #[param(minimum = 0)]
+    pub min_position: Option<i64>,
+}
+
+/// Checks a `min_position` value's range.
+pub fn min_position(value: Option<i64>) -> Result<Option<i64>, ApiError> {
+    match value {
+        Some(negative) if negative < 0 => Err(ApiError::BadRequest("min_position must not be negative".into())),
+        other => Ok(other),
+    }
+}
+
+/// A 200 with the body and `X-Position`: the position the data reflects.
+pub fn with_position(body: &impl Serialize, position: i64) -> HttpResponse {
+    HttpResponse::Ok().insert_header((POSITION_HEADER, position.to_string())).json(body)
+}

@@ -1,0 +1,65 @@
+//! `GET /projections`: where every subscription stands.
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+use shared::http::Problem;
+
+use crate::{problem::ApiError, startup::AppState};
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Projections {
+    /// The position of the newest event in the log.
+    pub head_position: i64,
+    pub items: Vec<ProjectionStatus>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProjectionStatus {
+    pub name: String,
+    /// The last position applied.
+    pub position: i64,
+    /// Events in the log not applied yet (a count, not a difference of positions).
+    pub lag_events: i64,
+    /// `live` (caught up), `catching_up`, or `failing` (see `last_error`; it retries).
+    pub status: String,
+    pub last_error: Option<String>,
+    /// Saga events parked after failing repeatedly; `projector retry-dead-letters` retries them.
+    pub dead_letters: i64,
+}
+
+/// Where every projection and saga subscription stands
+#[utoipa::path(get, path = "/projections", tag = "operations",
+    responses(
+        (status = 200, description = "Each subscription's position and lag", body = Projections),
+        (status = 503, description = "PostgreSQL is down", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds"))),
+    ))]
+pub async fn projections(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let head_position: i64 =
+        sqlx::query_scalar("SELECT head_position FROM read_model.event_log_head").fetch_one(&state.pool).await?;
+    let rows: Vec<(String, i64, i64, Option<String>, i64)> = sqlx::query_as(
+        "SELECT name, position, lag_events, last_error, dead_letters FROM read_model.projection_status ORDER BY name",
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let items = rows
+        .into_iter()
+        .map(|(name, position, lag_events, last_error, dead_letters)| {
+            let status = match (&last_error, lag_events) {
+                (Some(_), _) => "failing",
+                (None, 0) => "live",
+                (None, _) => "catching_up",
+            };
+            ProjectionStatus { name, position, lag_events, status: status.to_owned(), last_error, dead_letters }
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Projections { head_position, items }))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/projections")
+            .route(web::get().to(projections))
+            .default_service(web::to(shared::http::method_not_allowed)),
+    );
+}

@@ -1,0 +1,9 @@
+//! The read side end to end: command-api, projector and query-api in one process, each test on
+//! its own database and Redis prefix.
+
+mod consistency;
+mod faults;
+mod lists;
+mod openapi;
+mod rebuilds;
+mod security;
