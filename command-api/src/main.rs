@@ -9,14 +9,7 @@ use command_api::startup::{Application, Settings};
 async fn main() -> ExitCode {
     let settings = Settings::parse();
     shared::telemetry::init_tracing(&settings.log);
-    match run(settings).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error:#}");
-            eprintln!("command-api: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    shared::telemetry::exit_code("command-api", run(settings).await)
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {

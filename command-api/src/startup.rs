@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use actix_web::{App, HttpResponse, HttpServer, dev::Server, middleware::from_fn, web};
+use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use anyhow::{Context, bail};
 use shared::{
     config::{DatabaseArgs, connect_postgres, migrate},
@@ -13,7 +13,6 @@ use shared::{
 };
 use sqlx::PgPool;
 use utoipa::OpenApi;
-use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{auth::CommandToken, openapi::ApiDoc, routes};
 
@@ -83,8 +82,7 @@ impl Application {
                 .configure(routes::customers::configure)
                 .configure(routes::products::configure)
                 .configure(routes::orders::configure)
-                .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", openapi.clone()))
-                .route("/swagger-ui", web::get().to(redirect_to_swagger_ui))
+                .configure(|cfg| http::configure_api_docs(cfg, openapi.clone()))
                 .default_service(web::to(http::route_not_found))
         })
         .listen(listener)?
@@ -117,8 +115,4 @@ fn command_token(settings: &Settings) -> anyhow::Result<Option<String>> {
              --insecure-no-auth for a local experiment"
         ),
     }
-}
-
-async fn redirect_to_swagger_ui() -> HttpResponse {
-    HttpResponse::PermanentRedirect().insert_header(("Location", "/swagger-ui/")).finish()
 }

@@ -9,12 +9,5 @@ use projector::cli::Cli;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     shared::telemetry::init_tracing(&cli.log);
-    match projector::run_cli(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error:#}");
-            eprintln!("projector: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    shared::telemetry::exit_code("projector", projector::run_cli(cli).await)
 }

@@ -9,14 +9,7 @@ use query_api::startup::{Application, Settings};
 async fn main() -> ExitCode {
     let settings = Settings::parse();
     shared::telemetry::init_tracing(&settings.log);
-    match run(settings).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error:#}");
-            eprintln!("query-api: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    shared::telemetry::exit_code("query-api", run(settings).await)
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {

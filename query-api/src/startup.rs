@@ -4,7 +4,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use actix_web::{App, HttpResponse, HttpServer, dev::Server, middleware::from_fn, web};
+use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use anyhow::Context;
 use redis::aio::ConnectionManager;
 use shared::{
@@ -18,7 +18,6 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 use utoipa::OpenApi;
-use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     consistency::{Consistency, listen_for_progress},
@@ -107,8 +106,7 @@ impl Application {
                 .configure(routes::products::configure)
                 .configure(routes::customers::configure)
                 .configure(routes::projections::configure)
-                .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", openapi.clone()))
-                .route("/swagger-ui", web::get().to(redirect_to_swagger_ui))
+                .configure(|cfg| http::configure_api_docs(cfg, openapi.clone()))
                 .default_service(web::to(http::route_not_found))
         })
         .listen(listener)?
@@ -154,8 +152,4 @@ pub async fn connect_reader_with(options: PgConnectOptions, max_connections: u32
         })
         .connect_with(options)
         .await
-}
-
-async fn redirect_to_swagger_ui() -> HttpResponse {
-    HttpResponse::PermanentRedirect().insert_header(("Location", "/swagger-ui/")).finish()
 }

@@ -69,9 +69,12 @@ impl TestSystem {
 
     /// Starts the system with the order saga in `saga_mode`.
     pub async fn start_in(saga_mode: SagaMode, pool_options: PgPoolOptions, connect_options: PgConnectOptions) -> Self {
-        let pool = pool_options.max_connections(15).connect_with(connect_options.clone()).await.expect("test pool");
+        // A pool of its own rather than one borrowing from sqlx's shared test pool: the system
+        // holds its connections for the whole test, and `stop` closes them.
+        drop(pool_options);
+        let pool = PgPoolOptions::new().max_connections(12).connect_with(connect_options.clone()).await.expect("test pool");
         shared::config::migrate(&pool).await.expect("migrations");
-        let reader = query_api::startup::connect_reader_with(connect_options.clone(), 5).await.expect("reader pool");
+        let reader = query_api::startup::connect_reader_with(connect_options.clone(), 4).await.expect("reader pool");
         let redis = shared::config::connect_redis(&redis_url()).await.expect("Redis for tests");
         let keys = RedisKeys::new(format!("test:{}:", Uuid::new_v4().simple()));
 

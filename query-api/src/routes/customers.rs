@@ -1,13 +1,10 @@
 //! `GET /customers/{id}` (Redis).
 
 use actix_web::{HttpResponse, web};
-use shared::{
-    http::Problem,
-    read_model::{CustomerView, names},
-};
+use shared::{http::Problem, read_model::CustomerView};
 use uuid::Uuid;
 
-use super::{Consistent, min_position, with_position};
+use super::{Consistent, lookup};
 use crate::{problem::ApiError, startup::AppState};
 
 /// A customer and their credit
@@ -26,11 +23,7 @@ pub async fn get_customer(
     id: web::Path<Uuid>,
     query: web::Query<Consistent>,
 ) -> Result<HttpResponse, ApiError> {
-    state.consistency.reach(names::LOOKUPS, min_position(query.min_position)?).await?;
-    match state.lookups.find::<CustomerView>("customer", id.into_inner()).await? {
-        (Some(customer), position) => Ok(with_position(&customer, position)),
-        (None, _) => Err(ApiError::NotFound("no customer has this id".into())),
-    }
+    lookup::<CustomerView>(&state, "customer", id.into_inner(), &query).await
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -7,9 +7,11 @@ pub mod products;
 pub mod projections;
 
 use actix_web::HttpResponse;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use shared::read_model::names;
+use uuid::Uuid;
 
-use crate::problem::ApiError;
+use crate::{problem::ApiError, startup::AppState};
 
 pub const POSITION_HEADER: &str = "X-Position";
 
@@ -35,4 +37,19 @@ pub fn min_position(value: Option<i64>) -> Result<Option<i64>, ApiError> {
 /// A 200 with the body and `X-Position`: the position the data reflects.
 pub fn with_position(body: &impl Serialize, position: i64) -> HttpResponse {
     HttpResponse::Ok().insert_header((POSITION_HEADER, position.to_string())).json(body)
+}
+
+/// A single-resource lookup from Redis: waits for `min_position`, then answers the document of
+/// `kind` with this id, or 404.
+pub async fn lookup<V: DeserializeOwned + Serialize>(
+    state: &AppState,
+    kind: &'static str,
+    id: Uuid,
+    query: &Consistent,
+) -> Result<HttpResponse, ApiError> {
+    state.consistency.reach(names::LOOKUPS, min_position(query.min_position)?).await?;
+    match state.lookups.find::<V>(kind, id).await? {
+        (Some(document), position) => Ok(with_position(&document, position)),
+        (None, _) => Err(ApiError::NotFound(format!("no {kind} has this id"))),
+    }
 }

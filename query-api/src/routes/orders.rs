@@ -10,7 +10,7 @@ use shared::{
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{Consistent, min_position, with_position};
+use super::{Consistent, lookup, min_position, with_position};
 use crate::{cursor, problem::ApiError, startup::AppState};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -59,11 +59,7 @@ pub async fn get_order(
     id: web::Path<Uuid>,
     query: web::Query<Consistent>,
 ) -> Result<HttpResponse, ApiError> {
-    state.consistency.reach(names::LOOKUPS, min_position(query.min_position)?).await?;
-    match state.lookups.find::<OrderView>("order", id.into_inner()).await? {
-        (Some(order), position) => Ok(with_position(&order, position)),
-        (None, _) => Err(ApiError::NotFound("no order has this id".into())),
-    }
+    lookup::<OrderView>(&state, "order", id.into_inner(), &query).await
 }
 
 /// Orders, newest first

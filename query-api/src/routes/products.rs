@@ -9,7 +9,7 @@ use shared::{
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{Consistent, min_position, with_position};
+use super::{Consistent, lookup, min_position, with_position};
 use crate::{cursor, problem::ApiError, startup::AppState};
 
 const MAX_SEARCH_CHARS: usize = 200;
@@ -53,11 +53,7 @@ pub async fn get_product(
     id: web::Path<Uuid>,
     query: web::Query<Consistent>,
 ) -> Result<HttpResponse, ApiError> {
-    state.consistency.reach(names::LOOKUPS, min_position(query.min_position)?).await?;
-    match state.lookups.find::<ProductView>("product", id.into_inner()).await? {
-        (Some(product), position) => Ok(with_position(&product, position)),
-        (None, _) => Err(ApiError::NotFound("no product has this id".into())),
-    }
+    lookup::<ProductView>(&state, "product", id.into_inner(), &query).await
 }
 
 /// Products by name

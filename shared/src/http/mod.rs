@@ -1,10 +1,12 @@
 //! What both HTTP services share: problem+json errors, request ids, request metrics, and the
 //! health and metrics endpoints.
 
+mod docs;
 mod middleware;
 pub mod operations;
 mod problem;
 
+pub use docs::configure_api_docs;
 pub use middleware::{REQUEST_ID_HEADER, RequestId, observe_requests};
 pub use problem::{
     Problem, json_config, method_not_allowed, path_config, payload_config, query_config, route_not_found,
