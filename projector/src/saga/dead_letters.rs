@@ -60,7 +60,7 @@ async fn retry<H: SagaHandler>(pool: &PgPool, handler: H, snapshot_every: i64) -
     for mut event in parked {
         event.data = shared::event_store::upcast::upcast(&event.event_type, event.schema_version, event.data)
             .map_err(anyhow::Error::msg)?;
-        match subscription.try_event(None, &event).await {
+        match subscription.try_events(None, std::slice::from_ref(&event)).await {
             Ok(_) => {
                 sqlx::query("DELETE FROM projector.dead_letters WHERE subscription = $1 AND position = $2")
                     .bind(H::NAME)

@@ -1,7 +1,8 @@
-//! A saga handler as a subscription. Each event is handled in its own transaction, together with
-//! the commands it issues and the checkpoint, so a lost race (a client writing the same product)
-//! retries just that event. An event that still fails after retries for a reason that is not
-//! transient is parked in `projector.dead_letters` and the subscription moves on.
+//! A saga handler as a subscription. A batch of events is handled in one transaction, together
+//! with the commands it issues and the checkpoint. If that fails, each event is retried in a
+//! transaction of its own, so a lost race (a client writing the same product) retries just that
+//! event. An event that still fails after retries for a reason that is not transient is parked in
+//! `projector.dead_letters` and the subscription moves on.
 
 use std::{future::Future, time::Duration};
 
@@ -16,6 +17,10 @@ use crate::{ProjectionError, projections::Projection};
 const ATTEMPTS_BEFORE_PARKING: u32 = 3;
 /// Tries of one event while it keeps losing races, before the runner backs off.
 const ATTEMPTS_WHILE_RACING: u32 = 20;
+/// Events per saga transaction. A writing transaction holds back every subscription's safe
+/// horizon until it commits, so saga transactions stay short: enough events to share a commit,
+/// few enough to keep the read models' lag low.
+const EVENTS_PER_TRANSACTION: usize = 16;
 
 pub trait SagaHandler: Send + Sync + 'static {
     const NAME: &'static str;
@@ -44,9 +49,14 @@ impl<H: SagaHandler> SagaSubscription<H> {
         Self { pool, handler, snapshot_every }
     }
 
-    /// Runs the handler for one event in a transaction; with `expected`, only if the checkpoint
-    /// is still there, and moving it to the event.
-    pub(super) async fn try_event(&self, expected: Option<i64>, event: &RecordedEvent) -> Result<Outcome, SagaError> {
+    /// Runs the handler for `events` in one transaction; with `expected`, only if the
+    /// checkpoint is still there, and moving it to the last event.
+    pub(super) async fn try_events(
+        &self,
+        expected: Option<i64>,
+        events: &[RecordedEvent],
+    ) -> Result<Outcome, SagaError> {
+        let Some(last) = events.last() else { return Ok(Outcome::Applied) };
         let mut tx = self.pool.begin().await?;
         if let Some(expected) = expected {
             let position: i64 =
@@ -58,18 +68,21 @@ impl<H: SagaHandler> SagaSubscription<H> {
                 return Ok(Outcome::Moved);
             }
         }
-        let span = tracing::info_span!(
-            "saga",
-            subscription = H::NAME,
-            position = event.position,
-            event = %event.event_type,
-            order_id = event.data.get("order_id").and_then(|id| id.as_str()).unwrap_or(&event.stream_id.to_string()),
-            correlation_id = event.correlation_id().unwrap_or_default(),
-        );
-        let mut issuer = Issuer::new(&mut tx, event, self.snapshot_every);
-        self.handler.handle(&mut issuer, event).instrument(span).await?;
+        for event in events {
+            let order_id = event.data.get("order_id").and_then(|id| id.as_str()).map(str::to_owned);
+            let span = tracing::info_span!(
+                "saga",
+                subscription = H::NAME,
+                position = event.position,
+                event = %event.event_type,
+                order_id = order_id.unwrap_or_else(|| event.stream_id.to_string()),
+                correlation_id = event.correlation_id().unwrap_or_default(),
+            );
+            let mut issuer = Issuer::new(&mut tx, event, self.snapshot_every);
+            self.handler.handle(&mut issuer, event).instrument(span).await?;
+        }
         if expected.is_some() {
-            move_checkpoint(&mut tx, H::NAME, event.position).await?;
+            move_checkpoint(&mut tx, H::NAME, last.position).await?;
         }
         tx.commit().await?;
         Ok(Outcome::Applied)
@@ -79,7 +92,7 @@ impl<H: SagaHandler> SagaSubscription<H> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_event(Some(expected), event).await {
+            match self.try_events(Some(expected), std::slice::from_ref(event)).await {
                 Ok(outcome) => return Ok(outcome),
                 Err(error) if error.is_transient() && attempt < ATTEMPTS_WHILE_RACING => {
                     tokio::time::sleep(backoff(attempt).min(Duration::from_millis(200))).await;
@@ -134,13 +147,25 @@ impl<H: SagaHandler> Projection for SagaSubscription<H> {
             .await?)
     }
 
+    /// A few events per transaction (one commit for several steps); if any step fails (a lost
+    /// race, a poison event), those events are applied again one by one, each with its retries.
     async fn apply(&self, from: i64, events: &[RecordedEvent]) -> Result<bool, ProjectionError> {
         let mut expected = from;
-        for event in events {
-            if let Outcome::Moved = self.apply_one(expected, event).await? {
-                return Ok(false);
+        for chunk in events.chunks(EVENTS_PER_TRANSACTION) {
+            match self.try_events(Some(expected), chunk).await {
+                Ok(Outcome::Applied) => {}
+                Ok(Outcome::Moved) => return Ok(false),
+                Err(error) => {
+                    tracing::debug!(subscription = H::NAME, %error, "a batch failed; applying it event by event");
+                    for event in chunk {
+                        if let Outcome::Moved = self.apply_one(expected, event).await? {
+                            return Ok(false);
+                        }
+                        expected = event.position;
+                    }
+                }
             }
-            expected = event.position;
+            expected = chunk.last().map_or(expected, |event| event.position);
         }
         Ok(true)
     }

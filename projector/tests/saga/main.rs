@@ -1,6 +1,7 @@
 //! The order saga end to end, every scenario in both modes: orchestration and choreography.
 
 mod contention;
+mod dead_letters;
 mod scenarios;
 
 /// Runs an `async fn(TestSystem)` scenario once per saga mode, each on its own database.
