@@ -69,7 +69,12 @@ impl Client {
     }
 
     async fn read(&self, path: &str) -> anyhow::Result<Value> {
-        let response = self.http.get(format!("{}{path}", self.query_url)).send().await.with_context(|| format!("GET {path}"))?;
+        let response = self
+            .http
+            .get(format!("{}{path}", self.query_url))
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         ensure!(status.is_success(), "GET {path}: {status} {body}");
@@ -78,14 +83,18 @@ impl Client {
 }
 
 fn id(body: &Value) -> anyhow::Result<String> {
-    body["id"].as_str().map(str::to_owned).context("no id in the answer")
+    body["id"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no id in the answer")
 }
 
 /// Latencies in milliseconds at the usual percentiles.
 fn report(name: &str, mut latencies: Vec<Duration>, elapsed: Duration) {
     latencies.sort();
     let at = |p: f64| {
-        let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len().max(1)) - 1;
+        let index =
+            ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len().max(1)) - 1;
         latencies.get(index).map_or(0.0, |d| d.as_secs_f64() * 1e3)
     };
     println!(
@@ -103,7 +112,8 @@ fn report(name: &str, mut latencies: Vec<Duration>, elapsed: Duration) {
 async fn setup(client: &Client, run: &str) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     let mut customers = Vec::new();
     for n in 0..20 {
-        let body = json!({ "name": format!("Bench customer {n}"), "credit_limit_cents": 1_000_000_000 });
+        let body =
+            json!({ "name": format!("Bench customer {n}"), "credit_limit_cents": 1_000_000_000 });
         customers.push(id(&client.command("/customers", body).await?)?);
     }
     let mut products = Vec::new();
@@ -186,18 +196,54 @@ async fn reads(client: &Client, seconds: u64, concurrency: usize) -> anyhow::Res
     let mut order_ids = Vec::new();
     for n in 0..200 {
         let lines = json!([{ "product_id": products[n % products.len()], "quantity": 1 }]);
-        let placed = client.command("/orders", json!({ "customer_id": customers[n % customers.len()], "lines": lines })).await?;
+        let placed = client
+            .command(
+                "/orders",
+                json!({ "customer_id": customers[n % customers.len()], "lines": lines }),
+            )
+            .await?;
         order_ids.push(id(&placed)?);
         last_position = placed["position"].as_i64().unwrap_or(last_position);
     }
-    client.read(&format!("/orders?limit=1&min_position={last_position}")).await?;
+    client
+        .read(&format!("/orders?limit=1&min_position={last_position}"))
+        .await?;
     let paths: Vec<(&str, Vec<String>)> = vec![
-        ("GET /orders/{id} (Redis)", order_ids.iter().map(|o| format!("/orders/{o}")).collect()),
-        ("GET /products/{id} (Redis)", products.iter().map(|p| format!("/products/{p}")).collect()),
-        ("GET /customers/{id} (Redis)", customers.iter().map(|c| format!("/customers/{c}")).collect()),
-        ("GET /orders?customer_id (PG)", customers.iter().map(|c| format!("/orders?customer_id={c}&limit=20")).collect()),
-        ("GET /products?q= (PG)", (0..50).map(|n| format!("/products?q=tea%20{n}&limit=20")).collect()),
-        ("GET /orders/{id}/history (PG)", order_ids.iter().map(|o| format!("/orders/{o}/history")).collect()),
+        (
+            "GET /orders/{id} (Redis)",
+            order_ids.iter().map(|o| format!("/orders/{o}")).collect(),
+        ),
+        (
+            "GET /products/{id} (Redis)",
+            products.iter().map(|p| format!("/products/{p}")).collect(),
+        ),
+        (
+            "GET /customers/{id} (Redis)",
+            customers
+                .iter()
+                .map(|c| format!("/customers/{c}"))
+                .collect(),
+        ),
+        (
+            "GET /orders?customer_id (PG)",
+            customers
+                .iter()
+                .map(|c| format!("/orders?customer_id={c}&limit=20"))
+                .collect(),
+        ),
+        (
+            "GET /products?q= (PG)",
+            (0..50)
+                .map(|n| format!("/products?q=tea%20{n}&limit=20"))
+                .collect(),
+        ),
+        (
+            "GET /orders/{id}/history (PG)",
+            order_ids
+                .iter()
+                .map(|o| format!("/orders/{o}/history"))
+                .collect(),
+        ),
     ];
     for (name, targets) in paths {
         let started = Instant::now();
@@ -221,7 +267,11 @@ async fn reads(client: &Client, seconds: u64, concurrency: usize) -> anyhow::Res
             .map(|result| result.unwrap_or_default())
             .collect()
             .await;
-        report(name, latencies.into_iter().flatten().collect(), started.elapsed());
+        report(
+            name,
+            latencies.into_iter().flatten().collect(),
+            started.elapsed(),
+        );
     }
     Ok(())
 }
@@ -230,13 +280,21 @@ async fn reads(client: &Client, seconds: u64, concurrency: usize) -> anyhow::Res
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let client = Client {
-        http: reqwest::Client::builder().pool_max_idle_per_host(256).build()?,
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()?,
         command_url: cli.command_url,
         query_url: cli.query_url,
         token: cli.token,
     };
     match cli.scenario {
-        Scenario::Orders { orders: count, concurrency } => orders(&client, count, concurrency).await,
-        Scenario::Reads { seconds, concurrency } => reads(&client, seconds, concurrency).await,
+        Scenario::Orders {
+            orders: count,
+            concurrency,
+        } => orders(&client, count, concurrency).await,
+        Scenario::Reads {
+            seconds,
+            concurrency,
+        } => reads(&client, seconds, concurrency).await,
     }
 }

@@ -21,13 +21,19 @@ pub async fn require_bearer_token(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let expected = req.app_data::<web::Data<CommandToken>>().and_then(|token| token.0.clone());
+    let expected = req
+        .app_data::<web::Data<CommandToken>>()
+        .and_then(|token| token.0.clone());
     if let Some(expected) = expected {
         let presented = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .and_then(|value| {
+                value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+            })
             .map(str::trim);
         if !presented.is_some_and(|token| constant_time_eq(token.as_bytes(), expected.as_bytes())) {
             let detail = "send the command API token as `Authorization: Bearer <token>` (./scripts/run prints it)";
@@ -40,6 +46,20 @@ pub async fn require_bearer_token(
         }
     }
     Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// A command endpoint: POST only (405 with `Allow` otherwise), behind the bearer token.
+pub fn command_resource<F, Args>(
+    path: &str,
+    handler: F,
+) -> impl actix_web::dev::HttpServiceFactory + 'static
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    shared::http::resource_for(path, actix_web::http::Method::POST, handler)
+        .wrap(actix_web::middleware::from_fn(require_bearer_token))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -6,7 +6,9 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, http::StatusCode, web};
 use serde::{Deserialize, Serialize};
 use shared::{
     domain::{Aggregate, order::OrderStatus},
-    event_store::{CommandOptions, CommandReply, Executed, IdempotencyRequest, Metadata, StoredResponse},
+    event_store::{
+        CommandOptions, CommandReply, Executed, IdempotencyRequest, Metadata, StoredResponse,
+    },
     http::RequestId,
 };
 use uuid::Uuid;
@@ -32,7 +34,11 @@ pub struct CommandAccepted {
 }
 
 /// Builds the command options for this request; `body` identifies it for idempotency.
-pub fn command_options(req: &HttpRequest, state: &AppState, body: &impl Serialize) -> Result<CommandOptions, ApiError> {
+pub fn command_options(
+    req: &HttpRequest,
+    state: &AppState,
+    body: &impl Serialize,
+) -> Result<CommandOptions, ApiError> {
     let correlation_id = req.extensions().get::<RequestId>().map(|id| id.0.clone());
     let idempotency_key = idempotency_key(req)?;
     let idempotency = idempotency_key.clone().map(|key| IdempotencyRequest {
@@ -44,7 +50,11 @@ pub fn command_options(req: &HttpRequest, state: &AppState, body: &impl Serializ
         }),
     });
     Ok(CommandOptions {
-        metadata: Metadata { correlation_id, causation_id: None, idempotency_key },
+        metadata: Metadata {
+            correlation_id,
+            causation_id: None,
+            idempotency_key,
+        },
         expected_version: if_match_version(req)?,
         idempotency,
         claims: Vec::new(),
@@ -53,7 +63,9 @@ pub fn command_options(req: &HttpRequest, state: &AppState, body: &impl Serializ
 }
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let Some(value) = req.headers().get(IDEMPOTENCY_KEY_HEADER) else { return Ok(None) };
+    let Some(value) = req.headers().get(IDEMPOTENCY_KEY_HEADER) else {
+        return Ok(None);
+    };
     let key = value
         .to_str()
         .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?
@@ -69,7 +81,9 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 /// `If-Match: "7"` (an ETag as this API sends it; `W/"7"` and `7` are accepted too; `*` means
 /// any version).
 fn if_match_version(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
-    let Some(value) = req.headers().get(actix_web::http::header::IF_MATCH) else { return Ok(None) };
+    let Some(value) = req.headers().get(actix_web::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
     let raw = value.to_str().unwrap_or_default().trim();
     if raw == "*" {
         return Ok(None);
@@ -80,7 +94,11 @@ fn if_match_version(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
         .ok()
         .filter(|version| *version >= 0)
         .map(Some)
-        .ok_or_else(|| ApiError::BadRequest(format!("If-Match must be a version ETag such as \"3\", not {raw:?}")))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "If-Match must be a version ETag such as \"3\", not {raw:?}"
+            ))
+        })
 }
 
 /// The stored form of a successful command's response.
@@ -97,7 +115,11 @@ pub fn accepted<A: Aggregate>(
         position: executed.last_position.unwrap_or_default(),
         status: order_status,
     };
-    StoredResponse { status: status.as_u16(), body: serde_json::to_value(body).unwrap_or_default(), location }
+    StoredResponse {
+        status: status.as_u16(),
+        body: serde_json::to_value(body).unwrap_or_default(),
+        location,
+    }
 }
 
 /// Turns a command's reply into the HTTP response: status, body, `ETag`, `Location`, and
@@ -106,7 +128,11 @@ pub fn respond(reply: CommandReply) -> HttpResponse {
     let CommandReply { response, replayed } = reply;
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK);
     let mut builder = HttpResponse::build(status);
-    if let Some(version) = response.body.get("version").and_then(serde_json::Value::as_i64) {
+    if let Some(version) = response
+        .body
+        .get("version")
+        .and_then(serde_json::Value::as_i64)
+    {
         builder.insert_header((actix_web::http::header::ETAG, format!("\"{version}\"")));
     }
     if let Some(location) = response.location {

@@ -67,7 +67,7 @@ pub struct IdempotencyKey {
     /// Up to 200 characters. The first response is stored with the events it appended; a retry
     /// with the same key and body gets it back with `Idempotent-Replayed: true` and appends
     /// nothing; the same key with another body gets 422.
-    #[param(rename = "Idempotency-Key", max_length = 200)]
+    #[param(rename = "Idempotency-Key", min_length = 1, max_length = 200)]
     idempotency_key: Option<String>,
 }
 
@@ -77,7 +77,7 @@ pub struct IdempotencyKey {
 #[allow(dead_code)] // only describes the header
 pub struct IfMatch {
     /// The version as an ETag, e.g. `"3"`; a different current version gives 412.
-    #[param(rename = "If-Match")]
+    #[param(rename = "If-Match", pattern = r#"^(\*|(W/)?"?[0-9]{1,18}"?)$"#)]
     if_match: Option<String>,
 }
 
@@ -86,7 +86,8 @@ pub struct IfMatch {
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)] // only describes the header
 pub struct RequestIdHeader {
-    /// Up to 200 visible ASCII characters; one is generated when absent.
-    #[param(rename = "X-Request-Id", max_length = 200)]
+    /// Echoed when it is 1 to 200 visible ASCII characters; otherwise (or when absent) one is
+    /// generated.
+    #[param(rename = "X-Request-Id")]
     x_request_id: Option<String>,
 }

@@ -34,27 +34,32 @@ impl ApiError {
     fn problem(&self) -> Problem {
         match self {
             Self::BadRequest(detail) => Problem::new(StatusCode::BAD_REQUEST, detail.clone()),
-            Self::UnsupportedMediaType => Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, self.to_string()),
-            Self::Command(CommandError::Rejected(DomainError::Invalid(errors))) => {
-                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "the request is invalid; see `errors`")
-                    .with_type("validation-failed")
-                    .with_errors(errors.clone())
+            Self::UnsupportedMediaType => {
+                Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, self.to_string())
             }
+            Self::Command(CommandError::Rejected(DomainError::Invalid(errors))) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the request is invalid; see `errors`",
+            )
+            .with_type("validation-failed")
+            .with_errors(errors.clone()),
             Self::Command(CommandError::Rejected(DomainError::RuleViolated(rule))) => {
                 Problem::new(StatusCode::CONFLICT, rule.clone()).with_type("rule-violated")
             }
             Self::Command(CommandError::Rejected(DomainError::NotFound(kind))) => {
                 Problem::new(StatusCode::NOT_FOUND, format!("no {kind} has this id"))
             }
-            Self::Command(error @ CommandError::VersionMismatch { .. }) => {
-                Problem::new(StatusCode::PRECONDITION_FAILED, format!("{error}; reload it and retry with its version"))
-                    .with_type("version-mismatch")
-            }
+            Self::Command(error @ CommandError::VersionMismatch { .. }) => Problem::new(
+                StatusCode::PRECONDITION_FAILED,
+                format!("{error}; reload it and retry with its version"),
+            )
+            .with_type("version-mismatch"),
             Self::Command(CommandError::Conflict(detail)) => {
                 Problem::new(StatusCode::CONFLICT, detail.clone()).with_type("conflict")
             }
             Self::Command(error @ CommandError::IdempotencyKeyReused) => {
-                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string()).with_type("idempotency-key-reused")
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string())
+                    .with_type("idempotency-key-reused")
             }
             Self::Command(CommandError::Store(error)) | Self::Store(error) => store_problem(error),
         }
@@ -63,14 +68,19 @@ impl ApiError {
 
 fn store_problem(error: &StoreError) -> Problem {
     match error {
-        StoreError::Database(db) if is_transient_database_error(db) => {
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable; retry shortly")
-                .with_retry_after(1)
-        }
+        StoreError::Database(db) if is_transient_database_error(db) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is unavailable; retry shortly",
+        )
+        .with_retry_after(1),
         StoreError::VersionConflict { .. } => {
-            Problem::new(StatusCode::CONFLICT, "a concurrent write won; retry").with_type("conflict")
+            Problem::new(StatusCode::CONFLICT, "a concurrent write won; retry")
+                .with_type("conflict")
         }
-        _ => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "an internal error occurred; it has been logged"),
+        _ => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "an internal error occurred; it has been logged",
+        ),
     }
 }
 

@@ -17,7 +17,11 @@ use utoipa::OpenApi;
 use crate::{auth::CommandToken, openapi::ApiDoc, routes};
 
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "command-api", version, about = "The write side: commands in, events out")]
+#[command(
+    name = "command-api",
+    version,
+    about = "The write side: commands in, events out"
+)]
 pub struct Settings {
     #[command(flatten)]
     pub database: DatabaseArgs,
@@ -63,11 +67,15 @@ impl Application {
         snapshot_every: i64,
     ) -> anyhow::Result<Self> {
         shared::telemetry::metrics_handle(); // installs the recorder before the first request
-        let state = web::Data::new(AppState { pool, snapshot_every });
+        let state = web::Data::new(AppState {
+            pool,
+            snapshot_every,
+        });
         let token = web::Data::new(CommandToken(token.map(Arc::from)));
         let openapi = ApiDoc::openapi();
-        let listener = std::net::TcpListener::bind(addr)
-            .with_context(|| format!("cannot listen on {addr}: is another process using it? (set COMMAND_API_ADDR)"))?;
+        let listener = std::net::TcpListener::bind(addr).with_context(|| {
+            format!("cannot listen on {addr}: is another process using it? (set COMMAND_API_ADDR)")
+        })?;
         let address = listener.local_addr()?;
         let server = HttpServer::new(move || {
             App::new()

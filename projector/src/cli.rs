@@ -6,7 +6,11 @@ use shared::{
 };
 
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "projector", version, about = "Tails the event log into the read models and runs the order saga")]
+#[command(
+    name = "projector",
+    version,
+    about = "Tails the event log into the read models and runs the order saga"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub database: DatabaseArgs,

@@ -30,9 +30,14 @@ pub async fn run_cli(cli: Cli) -> anyhow::Result<()> {
     let keys = RedisKeys::new(cli.redis.redis_key_prefix.clone());
     match cli.command.unwrap_or(Command::Run) {
         Command::Rebuild { name, all } => {
-            let targets: Vec<String> =
-                if all { names::READ_MODELS.iter().map(ToString::to_string).collect() } else { name.into_iter().collect() };
-            rebuild::Rebuilder { pool, redis, keys }.rebuild(&targets).await
+            let targets: Vec<String> = if all {
+                names::READ_MODELS.iter().map(ToString::to_string).collect()
+            } else {
+                name.into_iter().collect()
+            };
+            rebuild::Rebuilder { pool, redis, keys }
+                .rebuild(&targets)
+                .await
         }
         Command::RetryDeadLetters => {
             let (done, failed) = saga::retry_dead_letters(&pool, cli.snapshot_every).await?;
@@ -53,10 +58,18 @@ pub async fn run_cli(cli: Cli) -> anyhow::Result<()> {
                 tracing::info!("shutting down: finishing the batches in flight");
                 let _ = stop.send(true);
             });
-            let settings =
-                ProjectorSettings { saga_mode: cli.saga_mode, snapshot_every: cli.snapshot_every, ..Default::default() };
+            let settings = ProjectorSettings {
+                saga_mode: cli.saga_mode,
+                snapshot_every: cli.snapshot_every,
+                ..Default::default()
+            };
             tracing::info!(saga_mode = ?settings.saga_mode, "projector starting");
-            let projector = Projector { pool, redis, keys, settings };
+            let projector = Projector {
+                pool,
+                redis,
+                keys,
+                settings,
+            };
             projector.run(shutdown).await;
             server_handle.stop(true).await;
             let _ = server_task.await;

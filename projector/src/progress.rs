@@ -12,14 +12,20 @@ pub struct ProgressAnnouncer {
 
 impl ProgressAnnouncer {
     pub fn new(redis: ConnectionManager, keys: &RedisKeys) -> Self {
-        Self { redis, channel: keys.progress_channel() }
+        Self {
+            redis,
+            channel: keys.progress_channel(),
+        }
     }
 
     /// Best effort: waiting readers also re-check on their own.
     pub async fn announce(&self, name: &str, position: i64) {
         let mut redis = self.redis.clone();
-        let published: Result<i64, _> =
-            redis::cmd("PUBLISH").arg(&self.channel).arg(format!("{name} {position}")).query_async(&mut redis).await;
+        let published: Result<i64, _> = redis::cmd("PUBLISH")
+            .arg(&self.channel)
+            .arg(format!("{name} {position}"))
+            .query_async(&mut redis)
+            .await;
         if let Err(error) = published {
             tracing::debug!(%error, name, "cannot announce progress");
         }

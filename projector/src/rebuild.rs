@@ -43,23 +43,36 @@ impl Rebuilder {
                 names::ORDER_LIST => self.rebuild_postgres::<OrderList>().await?,
                 names::PRODUCT_CATALOG => self.rebuild_postgres::<ProductCatalog>().await?,
                 names::ORDER_HISTORY => self.rebuild_postgres::<OrderHistory>().await?,
-                other => bail!("there is no read model called {other:?}; the read models are {}", names::READ_MODELS.join(", ")),
+                other => bail!(
+                    "there is no read model called {other:?}; the read models are {}",
+                    names::READ_MODELS.join(", ")
+                ),
             }
         }
         Ok(())
     }
 
     async fn rebuild_postgres<M: PgReadModel>(&self) -> anyhow::Result<()> {
-        let live_generation: i32 = sqlx::query_scalar("SELECT generation FROM projector.checkpoints WHERE name = $1")
-            .bind(M::NAME)
-            .fetch_one(&self.pool)
-            .await
-            .with_context(|| format!("cannot read the checkpoint of {}", M::NAME))?;
+        let live_generation: i32 =
+            sqlx::query_scalar("SELECT generation FROM projector.checkpoints WHERE name = $1")
+                .bind(M::NAME)
+                .fetch_one(&self.pool)
+                .await
+                .with_context(|| format!("cannot read the checkpoint of {}", M::NAME))?;
         let generation = live_generation + 1;
-        let (live_table, new_table) = (table_name(M::TABLE, live_generation), table_name(M::TABLE, generation));
+        let (live_table, new_table) = (
+            table_name(M::TABLE, live_generation),
+            table_name(M::TABLE, generation),
+        );
         // A rebuild that died half-way leaves its table behind: start that copy afresh.
-        sqlx::query(&format!("DROP TABLE IF EXISTS {new_table}")).execute(&self.pool).await?;
-        sqlx::query(&format!("CREATE TABLE {new_table} (LIKE {live_table} INCLUDING ALL)")).execute(&self.pool).await?;
+        sqlx::query(&format!("DROP TABLE IF EXISTS {new_table}"))
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(&format!(
+            "CREATE TABLE {new_table} (LIKE {live_table} INCLUDING ALL)"
+        ))
+        .execute(&self.pool)
+        .await?;
 
         let mut progress = Progress::start(M::NAME, &self.pool).await?;
         let mut position = 0;
@@ -74,13 +87,17 @@ impl Rebuilder {
         }
 
         let mut tx = self.pool.begin().await?;
-        let (live_position, generation_now): (i64, i32) =
-            sqlx::query_as("SELECT position, generation FROM projector.checkpoints WHERE name = $1 FOR UPDATE")
-                .bind(M::NAME)
-                .fetch_one(&mut *tx)
-                .await?;
+        let (live_position, generation_now): (i64, i32) = sqlx::query_as(
+            "SELECT position, generation FROM projector.checkpoints WHERE name = $1 FOR UPDATE",
+        )
+        .bind(M::NAME)
+        .fetch_one(&mut *tx)
+        .await?;
         if generation_now != live_generation {
-            bail!("another rebuild of {} switched over first; nothing was changed", M::NAME);
+            bail!(
+                "another rebuild of {} switched over first; nothing was changed",
+                M::NAME
+            );
         }
         // The live copy is paused on the row lock; bring the new copy at least as far.
         loop {
@@ -89,15 +106,20 @@ impl Rebuilder {
                 if position >= live_position {
                     break;
                 }
-                bail!("the log ends at {position} but the live copy is at {live_position}: the event table changed under the rebuild");
+                bail!(
+                    "the log ends at {position} but the live copy is at {live_position}: the event table changed under the rebuild"
+                );
             };
             M::apply_batch(&mut tx, generation, &events).await?;
             position = last.position;
             progress.advance(events.len());
         }
-        sqlx::query(&format!("CREATE OR REPLACE VIEW read_model.{} AS SELECT * FROM {new_table}", M::TABLE))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(&format!(
+            "CREATE OR REPLACE VIEW read_model.{} AS SELECT * FROM {new_table}",
+            M::TABLE
+        ))
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "UPDATE projector.checkpoints SET position = $2, generation = $3, last_error = NULL, updated_at = now()
              WHERE name = $1",
@@ -108,7 +130,9 @@ impl Rebuilder {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        sqlx::query(&format!("DROP TABLE {live_table}")).execute(&self.pool).await?;
+        sqlx::query(&format!("DROP TABLE {live_table}"))
+            .execute(&self.pool)
+            .await?;
         progress.finish(position);
         Ok(())
     }
@@ -127,7 +151,12 @@ impl Rebuilder {
             .ignore()
             .exec_async(&mut redis)
             .await?;
-        let copy = Lookups::new(self.redis.clone(), self.keys.clone(), self.pool.clone(), Target::Building(generation));
+        let copy = Lookups::new(
+            self.redis.clone(),
+            self.keys.clone(),
+            self.pool.clone(),
+            Target::Building(generation),
+        );
         let mut progress = Progress::start(names::LOOKUPS, &self.pool).await?;
         let mut position = 0;
         let switch = switch_generation_script();
@@ -154,7 +183,10 @@ impl Rebuilder {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         };
-        redis::cmd("DEL").arg(self.keys.building_generation()).exec_async(&mut redis).await?;
+        redis::cmd("DEL")
+            .arg(self.keys.building_generation())
+            .exec_async(&mut redis)
+            .await?;
         if old_generation > 0 {
             delete_generation(&mut redis, &self.keys, old_generation).await?;
         }
@@ -193,12 +225,22 @@ return tonumber(live or '0')",
     )
 }
 
-async fn delete_generation(redis: &mut ConnectionManager, keys: &RedisKeys, generation: i64) -> anyhow::Result<()> {
+async fn delete_generation(
+    redis: &mut ConnectionManager,
+    keys: &RedisKeys,
+    generation: i64,
+) -> anyhow::Result<()> {
     let pattern = format!("{}*", keys.generation_base(generation));
     let mut cursor = 0u64;
     loop {
-        let (next, found): (u64, Vec<String>) =
-            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1_000).query_async(redis).await?;
+        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1_000)
+            .query_async(redis)
+            .await?;
         if !found.is_empty() {
             redis::cmd("UNLINK").arg(&found).exec_async(redis).await?;
         }
@@ -221,19 +263,30 @@ struct Progress {
 
 impl Progress {
     async fn start(name: &'static str, pool: &PgPool) -> anyhow::Result<Self> {
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool).await?;
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(pool)
+            .await?;
         let total = total.max(0) as u64;
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(total);
-            let style = ProgressStyle::with_template("{msg:>16} [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
+            let style = ProgressStyle::with_template(
+                "{msg:>16} [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
             bar.set_style(style);
             bar.set_message(name);
             bar
         });
         tracing::info!(read_model = name, events = total, "rebuild started");
-        Ok(Self { name, bar, started: Instant::now(), last_log: Instant::now(), done: 0, total })
+        Ok(Self {
+            name,
+            bar,
+            started: Instant::now(),
+            last_log: Instant::now(),
+            done: 0,
+            total,
+        })
     }
 
     fn advance(&mut self, events: usize) {
@@ -242,7 +295,12 @@ impl Progress {
             Some(bar) => bar.set_position(self.done.min(self.total.max(self.done))),
             None if self.last_log.elapsed().as_secs() >= 2 => {
                 self.last_log = Instant::now();
-                tracing::info!(read_model = self.name, done = self.done, total = self.total, "rebuilding");
+                tracing::info!(
+                    read_model = self.name,
+                    done = self.done,
+                    total = self.total,
+                    "rebuilding"
+                );
             }
             None => {}
         }
@@ -253,8 +311,19 @@ impl Progress {
             bar.finish_and_clear();
         }
         let seconds = self.started.elapsed().as_secs_f64();
-        let rate = if seconds > 0.0 { self.done as f64 / seconds } else { self.done as f64 };
-        tracing::info!(read_model = self.name, events = self.done, position, seconds, events_per_second = rate, "rebuild switched over");
+        let rate = if seconds > 0.0 {
+            self.done as f64 / seconds
+        } else {
+            self.done as f64
+        };
+        tracing::info!(
+            read_model = self.name,
+            events = self.done,
+            position,
+            seconds,
+            events_per_second = rate,
+            "rebuild switched over"
+        );
         eprintln!(
             "rebuilt {}: {} events in {seconds:.2} s ({rate:.0} events/s), live at position {position}",
             self.name, self.done

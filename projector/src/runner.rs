@@ -91,22 +91,42 @@ impl Projector {
             settings: self.settings.clone(),
         };
         let mut subscriptions = JoinSet::new();
-        let lookups = Lookups::new(self.redis.clone(), self.keys.clone(), self.pool.clone(), Target::Live);
+        let lookups = Lookups::new(
+            self.redis.clone(),
+            self.keys.clone(),
+            self.pool.clone(),
+            Target::Live,
+        );
         subscriptions.spawn(run_subscription(lookups, looping.clone()));
-        subscriptions.spawn(run_subscription(PgProjection::<OrderList>::new(self.pool.clone()), looping.clone()));
-        subscriptions.spawn(run_subscription(PgProjection::<ProductCatalog>::new(self.pool.clone()), looping.clone()));
-        subscriptions.spawn(run_subscription(PgProjection::<OrderHistory>::new(self.pool.clone()), looping.clone()));
+        subscriptions.spawn(run_subscription(
+            PgProjection::<OrderList>::new(self.pool.clone()),
+            looping.clone(),
+        ));
+        subscriptions.spawn(run_subscription(
+            PgProjection::<ProductCatalog>::new(self.pool.clone()),
+            looping.clone(),
+        ));
+        subscriptions.spawn(run_subscription(
+            PgProjection::<OrderHistory>::new(self.pool.clone()),
+            looping.clone(),
+        ));
         let (pool, snapshot_every) = (self.pool.clone(), self.settings.snapshot_every);
         match self.settings.saga_mode {
             SagaMode::Orchestration => {
-                subscriptions.spawn(run_subscription(SagaSubscription::new(pool, Orchestrator, snapshot_every), looping));
+                subscriptions.spawn(run_subscription(
+                    SagaSubscription::new(pool, Orchestrator, snapshot_every),
+                    looping,
+                ));
             }
             SagaMode::Choreography => {
                 let stock = SagaSubscription::new(pool.clone(), StockHandler, snapshot_every);
                 let credit = SagaSubscription::new(pool.clone(), CreditHandler, snapshot_every);
                 subscriptions.spawn(run_subscription(stock, looping.clone()));
                 subscriptions.spawn(run_subscription(credit, looping.clone()));
-                subscriptions.spawn(run_subscription(SagaSubscription::new(pool, OrderHandler, snapshot_every), looping));
+                subscriptions.spawn(run_subscription(
+                    SagaSubscription::new(pool, OrderHandler, snapshot_every),
+                    looping,
+                ));
             }
         }
         while let Some(finished) = subscriptions.join_next().await {
@@ -158,7 +178,9 @@ async fn run_subscription<P: Projection>(projection: P, mut looping: Loop) {
                     tracing::error!(subscription = name, %error, failures, "cannot apply a batch; retrying");
                 }
                 projection.record_error(Some(&error.to_string())).await;
-                let pause = backoff(failures).max(Duration::from_millis(100)).min(Duration::from_secs(5));
+                let pause = backoff(failures)
+                    .max(Duration::from_millis(100))
+                    .min(Duration::from_secs(5));
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
                     _ = looping.shutdown.changed() => {}
@@ -175,7 +197,9 @@ async fn step<P: Projection>(projection: &P, looping: &Loop) -> Result<Step, Pro
         let mut conn = looping.pool.acquire().await?;
         read_after(&mut conn, from, looping.settings.batch_size).await?
     };
-    let Some(last) = batch.events.last().map(|event| event.position) else { return Ok(Step::Idle) };
+    let Some(last) = batch.events.last().map(|event| event.position) else {
+        return Ok(Step::Idle);
+    };
     if projection.apply(from, &batch.events).await? {
         let name = projection.name();
         metrics::counter!("projector_events_applied_total", "subscription" => name)

@@ -21,7 +21,9 @@ pub fn spawn_listener(pool: PgPool) -> (watch::Receiver<u64>, tokio::task::JoinH
                         }
                     }
                 }
-                Err(error) => tracing::warn!(%error, "cannot connect the event listener; polling only"),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot connect the event listener; polling only")
+                }
             }
             if sender.is_closed() {
                 return;

@@ -41,7 +41,14 @@ impl Consistency {
              if not live then return false end
              return redis.call('GET', ARGV[1] .. 'g' .. live .. ':checkpoint') or '0'",
         );
-        Self { pool, redis, keys, progress, timeout, lookups_checkpoint }
+        Self {
+            pool,
+            redis,
+            keys,
+            progress,
+            timeout,
+            lookups_checkpoint,
+        }
     }
 
     /// The position `projection` has applied everything up to.
@@ -56,18 +63,38 @@ impl Consistency {
                 .await?;
             return Ok(position.unwrap_or(0));
         }
-        let position: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM read_model.projection_checkpoints WHERE name = $1")
-                .bind(projection)
-                .fetch_optional(&self.pool)
-                .await?;
+        let position: Option<i64> = sqlx::query_scalar(
+            "SELECT position FROM read_model.projection_checkpoints WHERE name = $1",
+        )
+        .bind(projection)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(position.unwrap_or(0))
     }
 
     /// Waits until `projection` reaches `min_position` (no wait without one) and returns the
     /// position the answer will reflect.
-    pub async fn reach(&self, projection: &'static str, min_position: Option<i64>) -> Result<i64, ApiError> {
-        let Some(wanted) = min_position else { return self.position(projection).await };
+    pub async fn reach(
+        &self,
+        projection: &'static str,
+        min_position: Option<i64>,
+    ) -> Result<i64, ApiError> {
+        let Some(wanted) = min_position else {
+            return self.position(projection).await;
+        };
+        let reached = self.position(projection).await?;
+        if reached >= wanted {
+            return Ok(reached);
+        }
+        // A position a command answered is committed, so it is never beyond the newest event.
+        let head: i64 = sqlx::query_scalar("SELECT head_position FROM read_model.event_log_head")
+            .fetch_one(&self.pool)
+            .await?;
+        if wanted > head {
+            return Err(ApiError::BadRequest(format!(
+                "min_position {wanted} is beyond the newest event ({head}): pass a position a command answered"
+            )));
+        }
         let deadline = Instant::now() + self.timeout;
         let mut progress = self.progress.clone();
         loop {
@@ -78,7 +105,11 @@ impl Consistency {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(ApiError::NotYetConsistent { projection, wanted, reached });
+                return Err(ApiError::NotYetConsistent {
+                    projection,
+                    wanted,
+                    reached,
+                });
             }
             let _ = tokio::time::timeout(left.min(FALLBACK_RECHECK), progress.changed()).await;
         }
@@ -107,7 +138,9 @@ pub fn listen_for_progress(redis_url: String, keys: RedisKeys) -> watch::Receive
                     }
                     tracing::warn!("lost the progress subscription; reconnecting");
                 }
-                Err(error) => tracing::warn!(%error, "cannot subscribe to projector progress; re-checking on a timer"),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot subscribe to projector progress; re-checking on a timer")
+                }
             }
             if sender.is_closed() {
                 return;

@@ -14,8 +14,14 @@ pub fn decode<K: DeserializeOwned>(cursor: &str) -> Result<K, ApiError> {
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
+        // PostgreSQL text cannot hold NUL: such a cursor was never handed out.
+        .filter(|bytes| !bytes.windows(6).any(|window| window == b"\\u0000"))
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| ApiError::BadRequest("cursor is not one this API handed out; start again without it".into()))
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "cursor is not one this API handed out; start again without it".into(),
+            )
+        })
 }
 
 /// `limit`: 1 to 100, 20 when absent.
@@ -23,7 +29,9 @@ pub fn limit(value: Option<i64>) -> Result<i64, ApiError> {
     match value {
         None => Ok(20),
         Some(limit @ 1..=100) => Ok(limit),
-        Some(other) => Err(ApiError::BadRequest(format!("limit must be from 1 to 100, not {other}"))),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "limit must be from 1 to 100, not {other}"
+        ))),
     }
 }
 

@@ -29,7 +29,11 @@ impl Lookups {
 
     /// The document of `kind` (order, product, customer) with this id, and the position the
     /// read model had reached.
-    pub async fn find<V: DeserializeOwned>(&self, kind: &str, id: Uuid) -> Result<(Option<V>, i64), ApiError> {
+    pub async fn find<V: DeserializeOwned>(
+        &self,
+        kind: &str,
+        id: Uuid,
+    ) -> Result<(Option<V>, i64), ApiError> {
         let mut redis = self.redis.clone();
         let found: Option<(i64, Option<String>)> = self
             .read

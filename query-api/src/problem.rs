@@ -11,8 +11,14 @@ pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
     /// `min_position` was not reached in time.
-    #[error("the {projection} read model has not reached position {wanted} yet (it is at {reached}); retry shortly")]
-    NotYetConsistent { projection: &'static str, wanted: i64, reached: i64 },
+    #[error(
+        "the {projection} read model has not reached position {wanted} yet (it is at {reached}); retry shortly"
+    )]
+    NotYetConsistent {
+        projection: &'static str,
+        wanted: i64,
+        reached: i64,
+    },
     #[error("the Redis read models are being rebuilt; retry shortly")]
     Rebuilding,
     #[error("Redis is unavailable")]
@@ -25,19 +31,24 @@ pub enum ApiError {
 
 impl ApiError {
     fn problem(&self) -> Problem {
-        let unavailable = |detail: &str| Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail).with_retry_after(1);
+        let unavailable = |detail: &str| {
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail).with_retry_after(1)
+        };
         match self {
             Self::NotFound(detail) => Problem::new(StatusCode::NOT_FOUND, detail.clone()),
             Self::BadRequest(detail) => Problem::new(StatusCode::BAD_REQUEST, detail.clone()),
-            Self::NotYetConsistent { .. } => unavailable(&self.to_string()).with_type("not-yet-consistent"),
+            Self::NotYetConsistent { .. } => {
+                unavailable(&self.to_string()).with_type("not-yet-consistent")
+            }
             Self::Rebuilding => unavailable(&self.to_string()),
             Self::Redis(_) => unavailable("Redis is unavailable; retry shortly"),
             Self::Database(error) if is_transient_database_error(error) => {
                 unavailable("PostgreSQL is unavailable; retry shortly")
             }
-            Self::Database(_) | Self::Corrupt(_) => {
-                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "an internal error occurred; it has been logged")
-            }
+            Self::Database(_) | Self::Corrupt(_) => Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "an internal error occurred; it has been logged",
+            ),
         }
     }
 }

@@ -29,7 +29,11 @@ use crate::{
 pub const READER_ROLE: &str = "cqrs_query_reader";
 
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "query-api", version, about = "The read side: serves the read models only")]
+#[command(
+    name = "query-api",
+    version,
+    about = "The read side: serves the read models only"
+)]
 pub struct Settings {
     #[command(flatten)]
     pub database: DatabaseArgs,
@@ -61,12 +65,16 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let url = match (&settings.query_database_url, &settings.database.database_url) {
+        let url = match (
+            &settings.query_database_url,
+            &settings.database.database_url,
+        ) {
             (Some(url), _) | (None, Some(url)) if !url.trim().is_empty() => url.clone(),
             _ => settings.database.require()?.to_owned(),
         };
         // Migrations need the login role's rights; queries then run as the reader role.
-        let migrator = connect_postgres(settings.database.database_url.as_deref().unwrap_or(&url), 1).await?;
+        let migrator =
+            connect_postgres(settings.database.database_url.as_deref().unwrap_or(&url), 1).await?;
         migrate(&migrator).await?;
         migrator.close().await;
         let pool = connect_reader(&url, 16).await?;
@@ -92,8 +100,9 @@ impl Application {
             consistency: Consistency::new(pool, redis, keys, progress, consistency_timeout),
         });
         let openapi = ApiDoc::openapi();
-        let listener = std::net::TcpListener::bind(addr)
-            .with_context(|| format!("cannot listen on {addr}: is another process using it? (set QUERY_API_ADDR)"))?;
+        let listener = std::net::TcpListener::bind(addr).with_context(|| {
+            format!("cannot listen on {addr}: is another process using it? (set QUERY_API_ADDR)")
+        })?;
         let address = listener.local_addr()?;
         let server = HttpServer::new(move || {
             App::new()
@@ -127,7 +136,9 @@ impl Application {
 /// A pool whose every session is read-only and runs as the reader role, so the query-api
 /// cannot read the event table or write anything, even with a superuser URL.
 pub async fn connect_reader(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = url.parse().context("QUERY_DATABASE_URL is not a valid URL")?;
+    let options: PgConnectOptions = url
+        .parse()
+        .context("QUERY_DATABASE_URL is not a valid URL")?;
     connect_reader_with(options, max_connections).await.with_context(|| {
         format!(
             "cannot open a {READER_ROLE} session on {}: is PostgreSQL running, and may this login SET ROLE \
@@ -137,7 +148,10 @@ pub async fn connect_reader(url: &str, max_connections: u32) -> anyhow::Result<P
     })
 }
 
-pub async fn connect_reader_with(options: PgConnectOptions, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+pub async fn connect_reader_with(
+    options: PgConnectOptions,
+    max_connections: u32,
+) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(3))

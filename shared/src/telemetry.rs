@@ -21,12 +21,26 @@ pub struct LogArgs {
 /// Installs the global subscriber. RUST_LOG filters (default `info`).
 pub fn init_tracing(args: &LogArgs) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let format =
-        args.log_format.unwrap_or(if std::io::stderr().is_terminal() { LogFormat::Pretty } else { LogFormat::Json });
+    let format = args
+        .log_format
+        .unwrap_or(if std::io::stderr().is_terminal() {
+            LogFormat::Pretty
+        } else {
+            LogFormat::Json
+        });
     let registry = tracing_subscriber::registry().with(filter);
     let installed = match format {
-        LogFormat::Json => registry.with(fmt::layer().json().with_current_span(true).with_writer(std::io::stderr)).try_init(),
-        LogFormat::Pretty => registry.with(fmt::layer().with_writer(std::io::stderr)).try_init(),
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        LogFormat::Pretty => registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
     };
     // A second call (tests start several apps in one process) keeps the first subscriber.
     drop(installed);
@@ -46,12 +60,12 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// How a service's `main` ends: success, or its error as one line (no backtrace) and exit 1.
+/// How a service's `main` ends: success, or its error as one plain line on stderr (no
+/// backtrace, whatever LOG_FORMAT says) and exit 1.
 pub fn exit_code(service: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
             eprintln!("{service}: {error:#}");
             std::process::ExitCode::FAILURE
         }

@@ -68,18 +68,35 @@ impl TestSystem {
     }
 
     /// Starts the system with the order saga in `saga_mode`.
-    pub async fn start_in(saga_mode: SagaMode, pool_options: PgPoolOptions, connect_options: PgConnectOptions) -> Self {
+    pub async fn start_in(
+        saga_mode: SagaMode,
+        pool_options: PgPoolOptions,
+        connect_options: PgConnectOptions,
+    ) -> Self {
         // A pool of its own rather than one borrowing from sqlx's shared test pool: the system
         // holds its connections for the whole test, and `stop` closes them.
         drop(pool_options);
-        let pool = PgPoolOptions::new().max_connections(12).connect_with(connect_options.clone()).await.expect("test pool");
+        let pool = PgPoolOptions::new()
+            .max_connections(12)
+            .connect_with(connect_options.clone())
+            .await
+            .expect("test pool");
         shared::config::migrate(&pool).await.expect("migrations");
-        let reader = query_api::startup::connect_reader_with(connect_options.clone(), 4).await.expect("reader pool");
-        let redis = shared::config::connect_redis(&redis_url()).await.expect("Redis for tests");
+        let reader = query_api::startup::connect_reader_with(connect_options.clone(), 4)
+            .await
+            .expect("reader pool");
+        let redis = shared::config::connect_redis(&redis_url())
+            .await
+            .expect("Redis for tests");
         let keys = RedisKeys::new(format!("test:{}:", Uuid::new_v4().simple()));
 
-        let command = command_api::startup::Application::build_with_pool(pool.clone(), "127.0.0.1:0", Some(TOKEN.into()), 100)
-            .expect("command-api");
+        let command = command_api::startup::Application::build_with_pool(
+            pool.clone(),
+            "127.0.0.1:0",
+            Some(TOKEN.into()),
+            100,
+        )
+        .expect("command-api");
         let command_base = format!("http://{}", command.address());
         tokio::spawn(command.run_until_stopped());
 
@@ -128,7 +145,10 @@ impl TestSystem {
     }
 
     pub fn start_projector(&self) {
-        let mut running = self.projector.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut running = self
+            .projector
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         assert!(running.is_none(), "the projector is already running");
         let (stop, shutdown) = watch::channel(false);
         let task = tokio::spawn(self.projector().run(shutdown));
@@ -138,7 +158,11 @@ impl TestSystem {
     /// Stops the projector abruptly, wherever it is (its open transactions roll back), as a
     /// crash would.
     pub async fn kill_projector(&self) {
-        let running = self.projector.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let running = self
+            .projector
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         if let Some((task, _stop)) = running {
             task.abort();
             let _ = task.await;
@@ -146,12 +170,18 @@ impl TestSystem {
     }
 
     pub fn rebuilder(&self) -> projector::rebuild::Rebuilder {
-        projector::rebuild::Rebuilder { pool: self.pool.clone(), redis: self.redis.clone(), keys: self.keys.clone() }
+        projector::rebuild::Rebuilder {
+            pool: self.pool.clone(),
+            redis: self.redis.clone(),
+            keys: self.keys.clone(),
+        }
     }
 
     /// A command, with the bearer token.
     pub fn command(&self, path: &str) -> RequestBuilder {
-        self.client.post(format!("{}{path}", self.command_base)).bearer_auth(TOKEN)
+        self.client
+            .post(format!("{}{path}", self.command_base))
+            .bearer_auth(TOKEN)
     }
 
     pub fn query(&self, path: &str) -> RequestBuilder {
@@ -160,34 +190,68 @@ impl TestSystem {
 
     /// Sends a command and returns (id, position); panics unless it succeeded.
     pub async fn send(&self, path: &str, body: Value) -> (Uuid, i64) {
-        let response = self.command(path).json(&body).send().await.expect("command sent");
+        let response = self
+            .command(path)
+            .json(&body)
+            .send()
+            .await
+            .expect("command sent");
         let status = response.status();
         let body: Value = response.json().await.expect("JSON answer");
         assert!(status.is_success(), "{path} answered {status}: {body}");
-        let id = body["id"].as_str().and_then(|id| id.parse().ok()).expect("id");
+        let id = body["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("id");
         (id, body["position"].as_i64().expect("position"))
     }
 
     pub async fn register_customer(&self, credit_limit_cents: i64) -> (Uuid, i64) {
-        self.send("/customers", json!({ "name": "Ada", "credit_limit_cents": credit_limit_cents })).await
+        self.send(
+            "/customers",
+            json!({ "name": "Ada", "credit_limit_cents": credit_limit_cents }),
+        )
+        .await
     }
 
-    pub async fn add_product(&self, sku: &str, name: &str, price_cents: i64, stock: i64) -> (Uuid, i64) {
-        self.send("/products", json!({ "sku": sku, "name": name, "price_cents": price_cents, "stock": stock })).await
+    pub async fn add_product(
+        &self,
+        sku: &str,
+        name: &str,
+        price_cents: i64,
+        stock: i64,
+    ) -> (Uuid, i64) {
+        self.send(
+            "/products",
+            json!({ "sku": sku, "name": name, "price_cents": price_cents, "stock": stock }),
+        )
+        .await
     }
 
     pub async fn place_order(&self, customer_id: Uuid, lines: &[(Uuid, i64)]) -> (Uuid, i64) {
-        let lines: Vec<Value> =
-            lines.iter().map(|(product_id, quantity)| json!({ "product_id": product_id, "quantity": quantity })).collect();
-        self.send("/orders", json!({ "customer_id": customer_id, "lines": lines })).await
+        let lines: Vec<Value> = lines
+            .iter()
+            .map(|(product_id, quantity)| json!({ "product_id": product_id, "quantity": quantity }))
+            .collect();
+        self.send(
+            "/orders",
+            json!({ "customer_id": customer_id, "lines": lines }),
+        )
+        .await
     }
 
     pub async fn cancel(&self, order_id: Uuid) -> reqwest::Response {
-        self.command(&format!("/orders/{order_id}/cancel")).send().await.expect("cancel sent")
+        self.command(&format!("/orders/{order_id}/cancel"))
+            .send()
+            .await
+            .expect("cancel sent")
     }
 
     pub async fn ship(&self, order_id: Uuid) -> reqwest::Response {
-        self.command(&format!("/orders/{order_id}/ship")).send().await.expect("ship sent")
+        self.command(&format!("/orders/{order_id}/ship"))
+            .send()
+            .await
+            .expect("ship sent")
     }
 
     /// The order once the saga has decided it (no longer pending), after everything is quiet.
@@ -208,7 +272,9 @@ impl TestSystem {
     /// GETs from the query-api, reading its own write at `position`; panics unless 200.
     pub async fn read_at(&self, path: &str, position: i64) -> Value {
         let separator = if path.contains('?') { '&' } else { '?' };
-        let (status, body) = self.read(&format!("{path}{separator}min_position={position}")).await;
+        let (status, body) = self
+            .read(&format!("{path}{separator}min_position={position}"))
+            .await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
         body
     }
@@ -223,7 +289,11 @@ impl TestSystem {
                 })
         })
         .await;
-        assert!(caught_up, "the projector did not catch up: {}", self.read("/projections").await.1);
+        assert!(
+            caught_up,
+            "the projector did not catch up: {}",
+            self.read("/projections").await.1
+        );
     }
 
     /// Stops the projector and closes every database session, so that `#[sqlx::test]` can drop
@@ -234,7 +304,10 @@ impl TestSystem {
             self.pool.close().await;
             self.reader_pool.close().await;
         };
-        if tokio::time::timeout(Duration::from_secs(10), closing).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), closing)
+            .await
+            .is_err()
+        {
             eprintln!("the test system's database sessions did not close in time");
         }
         self.wait_for_sessions_to_end().await;
@@ -244,23 +317,38 @@ impl TestSystem {
     /// moment to leave the server, and `DROP DATABASE` refuses while any remains.
     async fn wait_for_sessions_to_end(&self) {
         use sqlx::ConnectOptions;
-        let database = self.connect_options.get_database().unwrap_or_default().to_owned();
-        let Ok(mut admin) = self.connect_options.clone().database("postgres").connect().await else { return };
+        let database = self
+            .connect_options
+            .get_database()
+            .unwrap_or_default()
+            .to_owned();
+        let Ok(mut admin) = self
+            .connect_options
+            .clone()
+            .database("postgres")
+            .connect()
+            .await
+        else {
+            return;
+        };
         let started = Instant::now();
         loop {
-            let remaining: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
-                .bind(&database)
-                .fetch_one(&mut admin)
-                .await
-                .unwrap_or(0);
+            let remaining: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
+                    .bind(&database)
+                    .fetch_one(&mut admin)
+                    .await
+                    .unwrap_or(0);
             if remaining == 0 || started.elapsed() > Duration::from_secs(10) {
                 break;
             }
             if started.elapsed() > Duration::from_millis(500) {
-                let _ = sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
-                    .bind(&database)
-                    .execute(&mut admin)
-                    .await;
+                let _ = sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                )
+                .bind(&database)
+                .execute(&mut admin)
+                .await;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -274,15 +362,22 @@ impl TestSystem {
 
 impl Drop for TestSystem {
     fn drop(&mut self) {
-        if let Some((task, _)) = self.projector.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+        if let Some((task, _)) = self
+            .projector
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
             task.abort();
         }
         // Leave nothing behind in the shared Redis.
         if let Ok(client) = redis::Client::open(redis_url())
             && let Ok(mut conn) = client.get_connection()
         {
-            let keys: Vec<String> =
-                redis::cmd("KEYS").arg(format!("{}*", self.keys.prefix())).query(&mut conn).unwrap_or_default();
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}*", self.keys.prefix()))
+                .query(&mut conn)
+                .unwrap_or_default();
             if !keys.is_empty() {
                 let _: Result<i64, _> = redis::cmd("DEL").arg(keys).query(&mut conn);
             }

@@ -20,17 +20,38 @@ pub struct ReadModelSnapshot {
 impl ReadModelSnapshot {
     pub async fn take(pool: &PgPool, redis: &ConnectionManager, keys: &RedisKeys) -> Self {
         let mut redis = redis.clone();
-        let live: i64 = redis::cmd("GET").arg(keys.live_generation()).query_async(&mut redis).await.expect("live generation");
+        let live: i64 = redis::cmd("GET")
+            .arg(keys.live_generation())
+            .query_async(&mut redis)
+            .await
+            .expect("live generation");
         let base = keys.generation_base(live);
-        let found: Vec<String> =
-            redis::cmd("KEYS").arg(format!("{base}*")).query_async(&mut redis).await.expect("keys");
+        let found: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{base}*"))
+            .query_async(&mut redis)
+            .await
+            .expect("keys");
         let mut documents = BTreeMap::new();
-        for key in found.into_iter().filter(|key| !key.ends_with(":checkpoint")) {
-            let doc: String = redis::cmd("HGET").arg(&key).arg("doc").query_async(&mut redis).await.expect("doc");
-            documents.insert(key[base.len()..].to_owned(), serde_json::from_str(&doc).expect("JSON doc"));
+        for key in found
+            .into_iter()
+            .filter(|key| !key.ends_with(":checkpoint"))
+        {
+            let doc: String = redis::cmd("HGET")
+                .arg(&key)
+                .arg("doc")
+                .query_async(&mut redis)
+                .await
+                .expect("doc");
+            documents.insert(
+                key[base.len()..].to_owned(),
+                serde_json::from_str(&doc).expect("JSON doc"),
+            );
         }
         let rows = |sql: &'static str| async move {
-            sqlx::query_scalar::<_, Value>(sql).fetch_all(pool).await.expect(sql)
+            sqlx::query_scalar::<_, Value>(sql)
+                .fetch_all(pool)
+                .await
+                .expect(sql)
         };
         Self {
             redis: documents,

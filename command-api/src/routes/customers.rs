@@ -13,6 +13,7 @@ use shared::{
 use uuid::Uuid;
 
 use crate::{
+    auth::command_resource,
     command_request::{CommandAccepted, accepted, command_options, respond},
     problem::ApiError,
     startup::AppState,
@@ -22,10 +23,12 @@ use crate::{
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Ada Lovelace", "credit_limit_cents": 100000}))]
 pub struct RegisterCustomer {
-    /// 1 to 200 characters.
+    /// 1 to 200 characters (surrounding spaces are trimmed), no control characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// The most credit the customer's open orders may hold, in cents.
     #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
+    #[serde(deserialize_with = "shared::http::json_integer::deserialize")]
     pub credit_limit_cents: i64,
 }
 
@@ -59,25 +62,37 @@ pub async fn register_customer(
         Cents::parse("credit_limit_cents", body.credit_limit_cents),
     ) {
         (Ok(name), Ok(limit)) => (name, limit),
-        (name, limit) => return Err(ApiError::invalid([name.err(), limit.err()].into_iter().flatten().collect())),
+        (name, limit) => {
+            return Err(ApiError::invalid(
+                [name.err(), limit.err()].into_iter().flatten().collect(),
+            ));
+        }
     };
     let id = Uuid::now_v7();
     let reply = run_command::<Customer, _, _>(
         &state.pool,
         id,
         &options,
-        |customer| customer.decide(CustomerCommand::Register { name: name.clone(), credit_limit }),
-        |executed| accepted(id, executed, StatusCode::CREATED, None, Some(format!("/customers/{id}"))),
+        |customer| {
+            customer.decide(CustomerCommand::Register {
+                name: name.clone(),
+                credit_limit,
+            })
+        },
+        |executed| {
+            accepted(
+                id,
+                executed,
+                StatusCode::CREATED,
+                None,
+                Some(format!("/customers/{id}")),
+            )
+        },
     )
     .await?;
     Ok(respond(reply))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/customers")
-            .wrap(actix_web::middleware::from_fn(crate::auth::require_bearer_token))
-            .route(web::post().to(register_customer))
-            .default_service(web::to(shared::http::method_not_allowed)),
-    );
+    cfg.service(command_resource("/customers", register_customer));
 }

@@ -1,7 +1,7 @@
 //! `/readyz` (PostgreSQL answers), beside the shared `/healthz` and `/metrics`.
 
-use actix_web::{HttpResponse, web};
-use shared::http::{Problem, operations};
+use actix_web::{HttpResponse, http::Method, web};
+use shared::http::{Problem, operations, resource_for};
 
 use crate::startup::AppState;
 
@@ -12,15 +12,22 @@ use crate::startup::AppState;
         (status = 503, description = "PostgreSQL does not answer", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
-    sqlx::query("SELECT 1").execute(&state.pool).await.map_err(|error| {
-        tracing::warn!(%error, "readiness check failed");
-        Problem::new(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, "PostgreSQL does not answer").with_retry_after(1)
-    })?;
+    sqlx::query("SELECT 1")
+        .execute(&state.pool)
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "readiness check failed");
+            Problem::new(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "PostgreSQL does not answer",
+            )
+            .with_retry_after(1)
+        })?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(operations::healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(operations::metrics));
+    cfg.service(resource_for("/healthz", Method::GET, operations::healthz))
+        .service(resource_for("/readyz", Method::GET, readyz))
+        .service(resource_for("/metrics", Method::GET, operations::metrics));
 }

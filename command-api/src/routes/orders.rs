@@ -15,6 +15,7 @@ use shared::{
 use uuid::Uuid;
 
 use crate::{
+    auth::command_resource,
     command_request::{CommandAccepted, IdPath, accepted, command_options, respond},
     problem::ApiError,
     startup::AppState,
@@ -36,6 +37,7 @@ pub struct PlaceOrder {
 pub struct RequestedLine {
     pub product_id: Uuid,
     #[schema(minimum = 1, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "shared::http::json_integer::deserialize")]
     pub quantity: i64,
 }
 
@@ -43,8 +45,10 @@ pub struct RequestedLine {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"reason": "ordered by mistake"}))]
 pub struct CancelOrder {
-    /// Why the order is cancelled; at most 500 characters.
+    /// Why the order is cancelled; at most 500 characters, no control characters but newlines
+    /// and tabs.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 
@@ -76,7 +80,11 @@ pub async fn place_order(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let options = command_options(&req, &state, &body)?;
-    let requested: Vec<(Uuid, i64)> = body.lines.iter().map(|line| (line.product_id, line.quantity)).collect();
+    let requested: Vec<(Uuid, i64)> = body
+        .lines
+        .iter()
+        .map(|line| (line.product_id, line.quantity))
+        .collect();
     let lines = RequestedLines::parse(&requested)?;
     let unit_prices = catalog_prices(&state, body.customer_id, &lines).await?;
     let id = Uuid::now_v7();
@@ -93,7 +101,13 @@ pub async fn place_order(
         },
         |executed| {
             let location = Some(format!("/orders/{id}"));
-            accepted(id, executed, StatusCode::ACCEPTED, Some(OrderStatus::Pending), location)
+            accepted(
+                id,
+                executed,
+                StatusCode::ACCEPTED,
+                Some(OrderStatus::Pending),
+                location,
+            )
         },
     )
     .await?;
@@ -101,22 +115,39 @@ pub async fn place_order(
 }
 
 /// Checks that the customer and every product exist, and reads each product's current price.
-async fn catalog_prices(state: &AppState, customer_id: Uuid, lines: &RequestedLines) -> Result<Vec<i64>, ApiError> {
+async fn catalog_prices(
+    state: &AppState,
+    customer_id: Uuid,
+    lines: &RequestedLines,
+) -> Result<Vec<i64>, ApiError> {
     let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
     let mut errors = Vec::new();
-    if !load_aggregate::<Customer>(&mut conn, customer_id, true).await?.state.exists() {
+    if !load_aggregate::<Customer>(&mut conn, customer_id, true)
+        .await?
+        .state
+        .exists()
+    {
         errors.push(FieldError::new("customer_id", "no customer has this id"));
     }
     let mut prices = Vec::new();
     for (index, (product_id, _)) in lines.iter().enumerate() {
-        let product = load_aggregate::<Product>(&mut conn, *product_id, true).await?.state;
+        let product = load_aggregate::<Product>(&mut conn, *product_id, true)
+            .await?
+            .state;
         if product.exists() {
             prices.push(product.price_cents);
         } else {
-            errors.push(FieldError::new(format!("lines[{index}].product_id"), "no product has this id"));
+            errors.push(FieldError::new(
+                format!("lines[{index}].product_id"),
+                "no product has this id",
+            ));
         }
     }
-    if errors.is_empty() { Ok(prices) } else { Err(ApiError::invalid(errors)) }
+    if errors.is_empty() {
+        Ok(prices)
+    } else {
+        Err(ApiError::invalid(errors))
+    }
 }
 
 /// Cancel an order
@@ -150,14 +181,29 @@ pub async fn cancel_order(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let body: CancelOrder = optional_json(&req, &body)?.unwrap_or_default();
+    // No body, or `null`, is a cancel without a reason.
+    let body: CancelOrder = optional_json::<Option<CancelOrder>>(&req, &body)?
+        .flatten()
+        .unwrap_or_default();
     let options = command_options(&req, &state, &body)?;
     let reply = run_command::<Order, _, _>(
         &state.pool,
         id,
         &options,
-        |order| order.decide(OrderCommand::Cancel { reason: body.reason.clone() }),
-        |executed| accepted(id, executed, StatusCode::ACCEPTED, Some(executed.loaded.state.status), None),
+        |order| {
+            order.decide(OrderCommand::Cancel {
+                reason: body.reason.clone(),
+            })
+        },
+        |executed| {
+            accepted(
+                id,
+                executed,
+                StatusCode::ACCEPTED,
+                Some(executed.loaded.state.status),
+                None,
+            )
+        },
     )
     .await?;
     Ok(respond(reply))
@@ -181,7 +227,11 @@ pub async fn cancel_order(
     ),
     security(("bearer" = []))
 )]
-pub async fn ship_order(req: HttpRequest, state: web::Data<AppState>, id: IdPath) -> Result<HttpResponse, ApiError> {
+pub async fn ship_order(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: IdPath,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let options = command_options(&req, &state, &serde_json::Value::Null)?;
     let reply = run_command::<Order, _, _>(
@@ -189,14 +239,25 @@ pub async fn ship_order(req: HttpRequest, state: web::Data<AppState>, id: IdPath
         id,
         &options,
         |order| order.decide(OrderCommand::Ship),
-        |executed| accepted(id, executed, StatusCode::OK, Some(executed.loaded.state.status), None),
+        |executed| {
+            accepted(
+                id,
+                executed,
+                StatusCode::OK,
+                Some(executed.loaded.state.status),
+                None,
+            )
+        },
     )
     .await?;
     Ok(respond(reply))
 }
 
 /// An optional JSON body: empty is `None`; anything else must be `application/json` and valid.
-fn optional_json<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<Option<T>, ApiError> {
+fn optional_json<T: DeserializeOwned>(
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<Option<T>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -209,25 +270,13 @@ fn optional_json<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
-    serde_json::from_slice(body)
-        .map(Some)
-        .map_err(|error| ApiError::BadRequest(format!("the body is not valid for this request: {error}")))
+    serde_json::from_slice(body).map(Some).map_err(|error| {
+        ApiError::BadRequest(format!("the body is not valid for this request: {error}"))
+    })
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let auth = || actix_web::middleware::from_fn(crate::auth::require_bearer_token);
-    let not_allowed = || web::to(shared::http::method_not_allowed);
-    cfg.service(web::resource("/orders").wrap(auth()).route(web::post().to(place_order)).default_service(not_allowed()))
-        .service(
-            web::resource("/orders/{id}/cancel")
-                .wrap(auth())
-                .route(web::post().to(cancel_order))
-                .default_service(not_allowed()),
-        )
-        .service(
-            web::resource("/orders/{id}/ship")
-                .wrap(auth())
-                .route(web::post().to(ship_order))
-                .default_service(not_allowed()),
-        );
+    cfg.service(command_resource("/orders", place_order))
+        .service(command_resource("/orders/{id}/cancel", cancel_order))
+        .service(command_resource("/orders/{id}/ship", ship_order));
 }

@@ -13,6 +13,7 @@ use shared::{
 use uuid::Uuid;
 
 use crate::{
+    auth::command_resource,
     command_request::{CommandAccepted, IdPath, accepted, command_options, respond},
     problem::ApiError,
     startup::AppState,
@@ -23,13 +24,17 @@ use crate::{
 #[schema(example = json!({"sku": "TEA-001", "name": "Green tea", "price_cents": 450, "stock": 100}))]
 pub struct AddProduct {
     /// 1 to 64 of `A-Z a-z 0-9 . _ -`; unique across products, ignoring case.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub sku: String,
-    /// 1 to 200 characters.
+    /// 1 to 200 characters (surrounding spaces are trimmed), no control characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
+    #[serde(deserialize_with = "shared::http::json_integer::deserialize")]
     pub price_cents: i64,
     /// Initial stock on hand.
     #[schema(minimum = 0, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "shared::http::json_integer::deserialize")]
     pub stock: i64,
 }
 
@@ -38,6 +43,7 @@ pub struct AddProduct {
 #[schema(example = json!({"quantity": 25}))]
 pub struct Restock {
     #[schema(minimum = 1, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "shared::http::json_integer::deserialize")]
     pub quantity: i64,
 }
 
@@ -73,7 +79,12 @@ pub async fn add_product(
     let (sku, name, price) = match (sku, name, price) {
         (Ok(sku), Ok(name), Ok(price)) => (sku, name, price),
         (sku, name, price) => {
-            return Err(ApiError::invalid([sku.err(), name.err(), price.err()].into_iter().flatten().collect()));
+            return Err(ApiError::invalid(
+                [sku.err(), name.err(), price.err()]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+            ));
         }
     };
     options.claims.push(UniqueClaim {
@@ -87,9 +98,22 @@ pub async fn add_product(
         id,
         &options,
         |product| {
-            product.decide(ProductCommand::Add { sku: sku.clone(), name: name.clone(), price, stock: body.stock })
+            product.decide(ProductCommand::Add {
+                sku: sku.clone(),
+                name: name.clone(),
+                price,
+                stock: body.stock,
+            })
         },
-        |executed| accepted(id, executed, StatusCode::CREATED, None, Some(format!("/products/{id}"))),
+        |executed| {
+            accepted(
+                id,
+                executed,
+                StatusCode::CREATED,
+                None,
+                Some(format!("/products/{id}")),
+            )
+        },
     )
     .await?;
     Ok(respond(reply))
@@ -124,7 +148,8 @@ pub async fn restock_product(
 ) -> Result<HttpResponse, ApiError> {
     let (id, body) = (id.into_inner(), body.into_inner());
     let options = command_options(&req, &state, &body)?;
-    let quantity = Quantity::parse("quantity", body.quantity).map_err(|error| ApiError::invalid(vec![error]))?;
+    let quantity = Quantity::parse("quantity", body.quantity)
+        .map_err(|error| ApiError::invalid(vec![error]))?;
     let reply = run_command::<Product, _, _>(
         &state.pool,
         id,
@@ -137,16 +162,6 @@ pub async fn restock_product(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/products")
-            .wrap(actix_web::middleware::from_fn(crate::auth::require_bearer_token))
-            .route(web::post().to(add_product))
-            .default_service(web::to(shared::http::method_not_allowed)),
-    )
-    .service(
-        web::resource("/products/{id}/restock")
-            .wrap(actix_web::middleware::from_fn(crate::auth::require_bearer_token))
-            .route(web::post().to(restock_product))
-            .default_service(web::to(shared::http::method_not_allowed)),
-    );
+    cfg.service(command_resource("/products", add_product))
+        .service(command_resource("/products/{id}/restock", restock_product));
 }

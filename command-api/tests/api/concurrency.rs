@@ -15,15 +15,22 @@ async fn fifty_concurrent_if_match_writers_exactly_one_wins(pool: PgPool) {
             .send()
     };
     let responses = futures_util::future::join_all((0..50).map(|_| restock())).await;
-    let statuses: Vec<StatusCode> = responses.into_iter().map(|r| r.expect("sent").status()).collect();
+    let statuses: Vec<StatusCode> = responses
+        .into_iter()
+        .map(|r| r.expect("sent").status())
+        .collect();
     let winners = statuses.iter().filter(|s| **s == StatusCode::OK).count();
-    let refused = statuses.iter().filter(|s| **s == StatusCode::PRECONDITION_FAILED).count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::PRECONDITION_FAILED)
+        .count();
     assert_eq!((winners, refused), (1, 49), "{statuses:?}");
-    let versions: Vec<i64> = sqlx::query_scalar("SELECT stream_version FROM events WHERE stream_id = $1 ORDER BY 1")
-        .bind(product)
-        .fetch_all(&app.pool)
-        .await
-        .expect("versions");
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT stream_version FROM events WHERE stream_id = $1 ORDER BY 1")
+            .bind(product)
+            .fetch_all(&app.pool)
+            .await
+            .expect("versions");
     assert_eq!(versions, [1, 2]);
 }
 
@@ -31,16 +38,20 @@ async fn fifty_concurrent_if_match_writers_exactly_one_wins(pool: PgPool) {
 async fn concurrent_writers_without_if_match_all_land_in_order(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let product = app.add_product("TEA", 450, 0).await;
-    let restock =
-        || app.post(&format!("/products/{product}/restock")).json(&json!({ "quantity": 1 })).send();
+    let restock = || {
+        app.post(&format!("/products/{product}/restock"))
+            .json(&json!({ "quantity": 1 }))
+            .send()
+    };
     let responses = futures_util::future::join_all((0..20).map(|_| restock())).await;
     for response in responses {
         assert_eq!(response.expect("sent").status(), StatusCode::OK);
     }
-    let versions: Vec<i64> = sqlx::query_scalar("SELECT stream_version FROM events WHERE stream_id = $1 ORDER BY 1")
-        .bind(product)
-        .fetch_all(&app.pool)
-        .await
-        .expect("versions");
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT stream_version FROM events WHERE stream_id = $1 ORDER BY 1")
+            .bind(product)
+            .fetch_all(&app.pool)
+            .await
+            .expect("versions");
     assert_eq!(versions, (1..=21).collect::<Vec<i64>>());
 }

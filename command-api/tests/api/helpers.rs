@@ -29,12 +29,18 @@ impl TestApp {
         .expect("app builds");
         let base = format!("http://{}", app.address());
         tokio::spawn(app.run_until_stopped());
-        Self { base, client: reqwest::Client::new(), pool }
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            pool,
+        }
     }
 
     /// A POST carrying the bearer token.
     pub fn post(&self, path: &str) -> RequestBuilder {
-        self.client.post(format!("{}{path}", self.base)).bearer_auth(TOKEN)
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
     }
 
     pub fn get(&self, path: &str) -> RequestBuilder {
@@ -62,8 +68,10 @@ impl TestApp {
     }
 
     pub async fn place_order(&self, customer_id: Uuid, lines: &[(Uuid, i64)]) -> Response {
-        let lines: Vec<Value> =
-            lines.iter().map(|(product_id, quantity)| json!({ "product_id": product_id, "quantity": quantity })).collect();
+        let lines: Vec<Value> = lines
+            .iter()
+            .map(|(product_id, quantity)| json!({ "product_id": product_id, "quantity": quantity }))
+            .collect();
         self.post("/orders")
             .json(&json!({ "customer_id": customer_id, "lines": lines }))
             .send()
@@ -72,13 +80,19 @@ impl TestApp {
     }
 
     pub async fn event_count(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&self.pool).await.expect("count events")
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count events")
     }
 
     /// Writes the order's saga outcome straight into the log, as the projector's saga would.
     pub async fn approve_order(&self, order_id: Uuid) {
         use shared::{
-            domain::{Aggregate, order::{Order, OrderCommand}},
+            domain::{
+                Aggregate,
+                order::{Order, OrderCommand},
+            },
             event_store::{CommandOptions, execute_in_tx},
         };
         let mut tx = self.pool.begin().await.expect("begin");
@@ -100,14 +114,21 @@ pub async fn created(response: Response, expected: StatusCode) -> Value {
 }
 
 pub fn id_of(body: Value) -> Uuid {
-    body["id"].as_str().and_then(|id| id.parse().ok()).expect("an id in the body")
+    body["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("an id in the body")
 }
 
 /// Asserts a problem+json answer with this status and returns its body.
 pub async fn problem(response: Response, expected: StatusCode) -> Value {
     let status = response.status();
-    let content_type =
-        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let body: Value = response.json().await.expect("JSON body");
     assert_eq!(status, expected, "unexpected answer: {body}");
     assert_eq!(content_type, "application/problem+json", "for {body}");

@@ -37,7 +37,11 @@ async fn the_same_key_with_another_body_is_422(pool: PgPool) {
             .send()
     };
     created(register(500).await.expect("sent"), StatusCode::CREATED).await;
-    problem(register(501).await.expect("sent"), StatusCode::UNPROCESSABLE_ENTITY).await;
+    problem(
+        register(501).await.expect("sent"),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     assert_eq!(app.event_count().await, 1);
 }
 
@@ -57,11 +61,15 @@ async fn racing_retries_with_one_key_append_once_and_answer_alike(pool: PgPool) 
     for response in responses {
         bodies.push(created(response.expect("sent"), StatusCode::ACCEPTED).await);
     }
-    assert!(bodies.windows(2).all(|pair| pair[0] == pair[1]), "{bodies:?}");
-    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'OrderPlaced'")
-        .fetch_one(&app.pool)
-        .await
-        .expect("count");
+    assert!(
+        bodies.windows(2).all(|pair| pair[0] == pair[1]),
+        "{bodies:?}"
+    );
+    let orders: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'OrderPlaced'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("count");
     assert_eq!(orders, 1);
 }
 

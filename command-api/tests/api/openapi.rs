@@ -11,17 +11,27 @@ const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/command
 #[sqlx::test(migrations = "../migrations")]
 async fn the_committed_openapi_document_is_what_the_service_serves(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let served: serde_json::Value =
-        app.get("/api-docs/openapi.json").send().await.expect("sent").json().await.expect("json");
+    let served: serde_json::Value = app
+        .get("/api-docs/openapi.json")
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(served["openapi"], "3.1.0");
     if std::env::var_os("UPDATE_OPENAPI").is_some() {
         let pretty = serde_json::to_string_pretty(&served).expect("serializable") + "\n";
         std::fs::write(COMMITTED, pretty).expect("write openapi/command-api.json");
     }
-    let committed: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(COMMITTED).expect("openapi/command-api.json exists"))
-            .expect("valid JSON");
-    assert_eq!(committed, served, "openapi/command-api.json is stale: rerun this test with UPDATE_OPENAPI=1");
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(COMMITTED).expect("openapi/command-api.json exists"),
+    )
+    .expect("valid JSON");
+    assert_eq!(
+        committed, served,
+        "openapi/command-api.json is stale: rerun this test with UPDATE_OPENAPI=1"
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -30,6 +40,10 @@ async fn swagger_ui_is_served_offline(pool: PgPool) {
     let page = app.get("/swagger-ui/").send().await.expect("sent");
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await.expect("text").contains("swagger"));
-    let script = app.get("/swagger-ui/swagger-ui-bundle.js").send().await.expect("sent");
+    let script = app
+        .get("/swagger-ui/swagger-ui-bundle.js")
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(script.status(), StatusCode::OK);
 }

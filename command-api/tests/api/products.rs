@@ -23,7 +23,9 @@ async fn a_duplicate_sku_is_409_whatever_its_case(pool: PgPool) {
 async fn two_racing_creates_of_one_sku_give_one_201_and_one_409(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let create = || {
-        app.post("/products").json(&json!({ "sku": "RACE", "name": "Race", "price_cents": 1, "stock": 1 })).send()
+        app.post("/products")
+            .json(&json!({ "sku": "RACE", "name": "Race", "price_cents": 1, "stock": 1 }))
+            .send()
     };
     let (a, b) = tokio::join!(create(), create());
     let mut statuses = [a.expect("sent").status(), b.expect("sent").status()];
@@ -36,8 +38,12 @@ async fn two_racing_creates_of_one_sku_give_one_201_and_one_409(pool: PgPool) {
 async fn restocking_answers_200_with_the_new_version(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let product = app.add_product("TEA-1", 450, 10).await;
-    let response =
-        app.post(&format!("/products/{product}/restock")).json(&json!({ "quantity": 5 })).send().await.expect("sent");
+    let response = app
+        .post(&format!("/products/{product}/restock"))
+        .json(&json!({ "quantity": 5 }))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(response.headers()["etag"], "\"2\"");
     let body = created(response, StatusCode::OK).await;
     assert_eq!(body["version"], 2);
@@ -47,12 +53,20 @@ async fn restocking_answers_200_with_the_new_version(pool: PgPool) {
 async fn restocking_an_unknown_product_is_404_and_a_zero_quantity_422(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let unknown = Uuid::new_v4();
-    let response =
-        app.post(&format!("/products/{unknown}/restock")).json(&json!({ "quantity": 5 })).send().await.expect("sent");
+    let response = app
+        .post(&format!("/products/{unknown}/restock"))
+        .json(&json!({ "quantity": 5 }))
+        .send()
+        .await
+        .expect("sent");
     problem(response, StatusCode::NOT_FOUND).await;
     let product = app.add_product("TEA-1", 450, 10).await;
-    let response =
-        app.post(&format!("/products/{product}/restock")).json(&json!({ "quantity": 0 })).send().await.expect("sent");
+    let response = app
+        .post(&format!("/products/{product}/restock"))
+        .json(&json!({ "quantity": 0 }))
+        .send()
+        .await
+        .expect("sent");
     let body = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(body["errors"][0]["field"], "quantity");
 }
@@ -67,9 +81,39 @@ async fn if_match_with_a_stale_version_is_412_and_appends_nothing(pool: PgPool) 
             .json(&json!({ "quantity": 1 }))
             .send()
     };
-    problem(restock("\"7\"").await.expect("sent"), StatusCode::PRECONDITION_FAILED).await;
-    problem(restock("garbage").await.expect("sent"), StatusCode::BAD_REQUEST).await;
+    problem(
+        restock("\"7\"").await.expect("sent"),
+        StatusCode::PRECONDITION_FAILED,
+    )
+    .await;
+    problem(
+        restock("garbage").await.expect("sent"),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     created(restock("\"1\"").await.expect("sent"), StatusCode::OK).await;
-    problem(restock("\"1\"").await.expect("sent"), StatusCode::PRECONDITION_FAILED).await;
+    problem(
+        restock("\"1\"").await.expect("sent"),
+        StatusCode::PRECONDITION_FAILED,
+    )
+    .await;
     assert_eq!(app.event_count().await, 2);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_integral_number_written_as_2_0_is_an_integer(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let product = app.add_product("TEA-1", 450, 10).await;
+    let restock = app
+        .post(&format!("/products/{product}/restock"))
+        .json(&json!({ "quantity": 2.0 }));
+    created(restock.send().await.expect("sent"), StatusCode::OK).await;
+    let fraction = app
+        .post(&format!("/products/{product}/restock"))
+        .json(&json!({ "quantity": 2.5 }));
+    problem(
+        fraction.send().await.expect("sent"),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
 }

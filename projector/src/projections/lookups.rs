@@ -13,7 +13,10 @@ use std::collections::HashMap;
 use redis::{Script, aio::ConnectionManager};
 use shared::{
     event_store::RecordedEvent,
-    read_model::{CustomerView, Document, OrderView, ProductView, RedisKeys, fold_documents, names, stream_ids},
+    read_model::{
+        CustomerView, Document, OrderView, ProductView, RedisKeys, fold_documents, names,
+        stream_ids,
+    },
 };
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -70,7 +73,11 @@ pub struct Lookups {
     write_checkpoint: Script,
 }
 
-const KINDS: [(&str, &str); 3] = [("order", "order"), ("product", "product"), ("customer", "customer")];
+const KINDS: [(&str, &str); 3] = [
+    ("order", "order"),
+    ("product", "product"),
+    ("customer", "customer"),
+];
 
 impl Lookups {
     pub fn new(redis: ConnectionManager, keys: RedisKeys, pool: PgPool, target: Target) -> Self {
@@ -98,7 +105,10 @@ impl Lookups {
             return Ok(generation);
         }
         let mut redis = self.redis.clone();
-        let live: Option<i64> = redis::cmd("GET").arg(self.keys.live_generation()).query_async(&mut redis).await?;
+        let live: Option<i64> = redis::cmd("GET")
+            .arg(self.keys.live_generation())
+            .query_async(&mut redis)
+            .await?;
         if let Some(generation) = live {
             return Ok(generation);
         }
@@ -118,7 +128,10 @@ impl Lookups {
             self.mirror_checkpoint(0).await;
             Ok(generation)
         } else {
-            let live: i64 = redis::cmd("GET").arg(self.keys.live_generation()).query_async(&mut redis).await?;
+            let live: i64 = redis::cmd("GET")
+                .arg(self.keys.live_generation())
+                .query_async(&mut redis)
+                .await?;
             Ok(live)
         }
     }
@@ -141,8 +154,14 @@ impl Lookups {
 
     /// Folds `events` into the documents of `generation` and moves its checkpoint. Returns
     /// false when the generation is no longer the one its pointer names.
-    pub async fn write_batch(&self, generation: i64, events: &[RecordedEvent]) -> Result<bool, ProjectionError> {
-        let Some(last) = events.last() else { return Ok(true) };
+    pub async fn write_batch(
+        &self,
+        generation: i64,
+        events: &[RecordedEvent],
+    ) -> Result<bool, ProjectionError> {
+        let Some(last) = events.last() else {
+            return Ok(true);
+        };
         let mut redis = self.redis.clone();
         let pointer = self.pointer_key();
         let mut writes = redis::pipe();
@@ -152,14 +171,54 @@ impl Lookups {
             if ids.is_empty() {
                 continue;
             }
-            let keys: Vec<String> = ids.iter().map(|id| self.keys.document(generation, kind, *id)).collect();
+            let keys: Vec<String> = ids
+                .iter()
+                .map(|id| self.keys.document(generation, kind, *id))
+                .collect();
             let changed = match kind {
-                "order" => self.fold_into(&mut redis, &ids, &keys, events, stream_type, OrderView::fold).await?,
-                "product" => self.fold_into(&mut redis, &ids, &keys, events, stream_type, ProductView::fold).await?,
-                _ => self.fold_into(&mut redis, &ids, &keys, events, stream_type, CustomerView::fold).await?,
+                "order" => {
+                    self.fold_into(
+                        &mut redis,
+                        &ids,
+                        &keys,
+                        events,
+                        stream_type,
+                        OrderView::fold,
+                    )
+                    .await?
+                }
+                "product" => {
+                    self.fold_into(
+                        &mut redis,
+                        &ids,
+                        &keys,
+                        events,
+                        stream_type,
+                        ProductView::fold,
+                    )
+                    .await?
+                }
+                _ => {
+                    self.fold_into(
+                        &mut redis,
+                        &ids,
+                        &keys,
+                        events,
+                        stream_type,
+                        CustomerView::fold,
+                    )
+                    .await?
+                }
             };
             for (key, position, doc) in changed {
-                writes.invoke_script(&self.write_document.key(key).key(&pointer).arg(generation).arg(position).arg(doc));
+                writes.invoke_script(
+                    self.write_document
+                        .key(key)
+                        .key(&pointer)
+                        .arg(generation)
+                        .arg(position)
+                        .arg(doc),
+                );
                 written += 1;
             }
         }
@@ -206,14 +265,25 @@ impl Lookups {
         for (id, (doc, position)) in ids.iter().zip(stored) {
             if let (Some(doc), Some(last_position)) = (doc, position) {
                 let view = serde_json::from_str(&doc)?;
-                documents.insert(*id, Document { view, first_position: 0, last_position });
+                documents.insert(
+                    *id,
+                    Document {
+                        view,
+                        first_position: 0,
+                        last_position,
+                    },
+                );
             }
         }
         let changed = fold_documents(&mut documents, events, stream_type, fold)?;
         let mut out = Vec::with_capacity(changed.len());
         for (id, key) in ids.iter().zip(keys) {
             if let (true, Some(document)) = (changed.contains(id), documents.get(id)) {
-                out.push((key.clone(), document.last_position.to_string(), serde_json::to_string(&document.view)?));
+                out.push((
+                    key.clone(),
+                    document.last_position.to_string(),
+                    serde_json::to_string(&document.view)?,
+                ));
             }
         }
         Ok(out)
@@ -221,8 +291,14 @@ impl Lookups {
 }
 
 /// Allocates a generation number that was never used under this prefix.
-pub async fn new_generation(redis: &mut ConnectionManager, keys: &RedisKeys) -> Result<i64, ProjectionError> {
-    Ok(redis::cmd("INCR").arg(keys.generation_counter()).query_async(redis).await?)
+pub async fn new_generation(
+    redis: &mut ConnectionManager,
+    keys: &RedisKeys,
+) -> Result<i64, ProjectionError> {
+    Ok(redis::cmd("INCR")
+        .arg(keys.generation_counter())
+        .query_async(redis)
+        .await?)
 }
 
 impl Projection for Lookups {
@@ -233,8 +309,10 @@ impl Projection for Lookups {
     async fn position(&self) -> Result<i64, ProjectionError> {
         let generation = self.generation().await?;
         let mut redis = self.redis.clone();
-        let position: Option<i64> =
-            redis::cmd("GET").arg(self.keys.checkpoint(generation)).query_async(&mut redis).await?;
+        let position: Option<i64> = redis::cmd("GET")
+            .arg(self.keys.checkpoint(generation))
+            .query_async(&mut redis)
+            .await?;
         Ok(position.unwrap_or(0))
     }
 

@@ -18,10 +18,27 @@ impl PgReadModel for OrderHistory {
         generation: i32,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        let (mut orders, mut positions, mut stream_types, mut versions, mut types, mut times, mut data) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (
+            mut orders,
+            mut positions,
+            mut stream_types,
+            mut versions,
+            mut types,
+            mut times,
+            mut data,
+        ) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
         for recorded in events {
-            let Some(order_id) = HistoryEntry::order_of(recorded) else { continue };
+            let Some(order_id) = HistoryEntry::order_of(recorded) else {
+                continue;
+            };
             orders.push(order_id);
             positions.push(recorded.position);
             stream_types.push(recorded.stream_type.as_str());

@@ -28,20 +28,36 @@ impl PgReadModel for OrderList {
             return Ok(());
         }
         let table = table_name(Self::TABLE, generation);
-        let stored: Vec<(Uuid, serde_json::Value, i64, i64)> =
-            sqlx::query_as(&format!("SELECT id, doc, placed_position, last_position FROM {table} WHERE id = ANY($1)"))
-                .bind(&ids)
-                .fetch_all(&mut *conn)
-                .await?;
+        let stored: Vec<(Uuid, serde_json::Value, i64, i64)> = sqlx::query_as(&format!(
+            "SELECT id, doc, placed_position, last_position FROM {table} WHERE id = ANY($1)"
+        ))
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
         let mut documents = HashMap::new();
         for (id, doc, first_position, last_position) in stored {
-            documents.insert(id, Document { view: serde_json::from_value(doc)?, first_position, last_position });
+            documents.insert(
+                id,
+                Document {
+                    view: serde_json::from_value(doc)?,
+                    first_position,
+                    last_position,
+                },
+            );
         }
         let changed = fold_documents(&mut documents, events, "order", OrderView::fold)?;
-        let (mut ids, mut customers, mut statuses, mut placed, mut last, mut docs) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut ids, mut customers, mut statuses, mut placed, mut last, mut docs) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
         for id in changed {
-            let Some(document) = documents.get(&id) else { continue };
+            let Some(document) = documents.get(&id) else {
+                continue;
+            };
             ids.push(id);
             customers.push(document.view.customer_id);
             statuses.push(document.view.status.as_str());

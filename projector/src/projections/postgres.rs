@@ -37,7 +37,10 @@ pub struct PgProjection<M> {
 
 impl<M: PgReadModel> PgProjection<M> {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, model: std::marker::PhantomData }
+        Self {
+            pool,
+            model: std::marker::PhantomData,
+        }
     }
 }
 
@@ -47,21 +50,26 @@ impl<M: PgReadModel> Projection for PgProjection<M> {
     }
 
     async fn position(&self) -> Result<i64, ProjectionError> {
-        Ok(sqlx::query_scalar("SELECT position FROM projector.checkpoints WHERE name = $1")
-            .bind(M::NAME)
-            .fetch_optional(&self.pool)
-            .await?
-            .unwrap_or(0))
+        Ok(
+            sqlx::query_scalar("SELECT position FROM projector.checkpoints WHERE name = $1")
+                .bind(M::NAME)
+                .fetch_optional(&self.pool)
+                .await?
+                .unwrap_or(0),
+        )
     }
 
     async fn apply(&self, from: i64, events: &[RecordedEvent]) -> Result<bool, ProjectionError> {
-        let Some(last) = events.last() else { return Ok(true) };
+        let Some(last) = events.last() else {
+            return Ok(true);
+        };
         let mut tx = self.pool.begin().await?;
-        let (position, generation): (i64, i32) =
-            sqlx::query_as("SELECT position, generation FROM projector.checkpoints WHERE name = $1 FOR UPDATE")
-                .bind(M::NAME)
-                .fetch_one(&mut *tx)
-                .await?;
+        let (position, generation): (i64, i32) = sqlx::query_as(
+            "SELECT position, generation FROM projector.checkpoints WHERE name = $1 FOR UPDATE",
+        )
+        .bind(M::NAME)
+        .fetch_one(&mut *tx)
+        .await?;
         if position != from {
             return Ok(false);
         }

@@ -29,19 +29,30 @@ impl PgReadModel for ProductCatalog {
             return Ok(());
         }
         let table = table_name(Self::TABLE, generation);
-        let stored: Vec<(Uuid, serde_json::Value, i64)> =
-            sqlx::query_as(&format!("SELECT id, doc, last_position FROM {table} WHERE id = ANY($1)"))
-                .bind(&ids)
-                .fetch_all(&mut *conn)
-                .await?;
+        let stored: Vec<(Uuid, serde_json::Value, i64)> = sqlx::query_as(&format!(
+            "SELECT id, doc, last_position FROM {table} WHERE id = ANY($1)"
+        ))
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
         let mut documents = HashMap::new();
         for (id, doc, last_position) in stored {
-            documents.insert(id, Document { view: serde_json::from_value(doc)?, first_position: 0, last_position });
+            documents.insert(
+                id,
+                Document {
+                    view: serde_json::from_value(doc)?,
+                    first_position: 0,
+                    last_position,
+                },
+            );
         }
         let changed = fold_documents(&mut documents, events, "product", ProductView::fold)?;
-        let (mut ids, mut name_keys, mut last, mut docs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut ids, mut name_keys, mut last, mut docs) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for id in changed {
-            let Some(document) = documents.get(&id) else { continue };
+            let Some(document) = documents.get(&id) else {
+                continue;
+            };
             ids.push(id);
             name_keys.push(document.view.name.to_lowercase());
             last.push(document.last_position);

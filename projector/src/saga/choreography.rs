@@ -20,7 +20,6 @@
 
 use shared::{
     domain::{
-        Cents, Quantity,
         customer::{CustomerCommand, CustomerEvent},
         order::{Order, OrderCommand, OrderEvent, OrderLine, OrderStatus, RejectionReason},
         product::{ProductCommand, ProductEvent},
@@ -59,15 +58,20 @@ fn reaction(event: &RecordedEvent) -> Result<Reaction, SagaError> {
             _ => Reaction::Nothing,
         },
         "product" => match event.decode::<ProductEvent>()? {
-            ProductEvent::StockReserved { order_id, .. } => {
-                Reaction::StockReserved { order_id, product_id: event.stream_id }
+            ProductEvent::StockReserved { order_id, .. } => Reaction::StockReserved {
+                order_id,
+                product_id: event.stream_id,
+            },
+            ProductEvent::StockReservationRejected { order_id, .. } => {
+                Reaction::StockRefused(order_id)
             }
-            ProductEvent::StockReservationRejected { order_id, .. } => Reaction::StockRefused(order_id),
             _ => Reaction::Nothing,
         },
         "customer" => match event.decode::<CustomerEvent>()? {
             CustomerEvent::CreditReserved { order_id, .. } => Reaction::CreditReserved(order_id),
-            CustomerEvent::CreditReservationRejected { order_id, .. } => Reaction::CreditRefused(order_id),
+            CustomerEvent::CreditReservationRejected { order_id, .. } => {
+                Reaction::CreditRefused(order_id)
+            }
             _ => Reaction::Nothing,
         },
         _ => Reaction::Nothing,
@@ -77,40 +81,66 @@ fn reaction(event: &RecordedEvent) -> Result<Reaction, SagaError> {
 impl SagaHandler for StockHandler {
     const NAME: &'static str = "stock_handler";
 
-    async fn handle(&self, issuer: &mut Issuer<'_>, event: &RecordedEvent) -> Result<(), SagaError> {
+    async fn handle(
+        &self,
+        issuer: &mut Issuer<'_>,
+        event: &RecordedEvent,
+    ) -> Result<(), SagaError> {
         match reaction(event)? {
             Reaction::Placed(order_id, lines) => match lines.first() {
-                Some(first) => reserve(issuer, order_id, first).await,
+                Some(first) => {
+                    issuer
+                        .reserve_stock(order_id, first.product_id, first.quantity)
+                        .await
+                }
                 None => Ok(()),
             },
-            Reaction::StockReserved { order_id, product_id } => {
+            Reaction::StockReserved {
+                order_id,
+                product_id,
+            } => {
                 let order: Order = issuer.load(order_id).await?;
                 match order.status {
                     OrderStatus::Pending => {
-                        let position = order.lines.iter().position(|line| line.product_id == product_id);
+                        let position = order
+                            .lines
+                            .iter()
+                            .position(|line| line.product_id == product_id);
                         match position.and_then(|index| order.lines.get(index + 1)) {
-                            Some(next) => reserve(issuer, order_id, next).await,
+                            Some(next) => {
+                                issuer
+                                    .reserve_stock(order_id, next.product_id, next.quantity)
+                                    .await
+                            }
                             None => Ok(()), // the last line: credit is the credit handler's
                         }
                     }
                     OrderStatus::Cancelled | OrderStatus::Rejected => {
-                        issuer.product(product_id, ProductCommand::ReleaseStock { order_id }).await?;
+                        issuer
+                            .product(product_id, ProductCommand::ReleaseStock { order_id })
+                            .await?;
                         Ok(())
                     }
                     OrderStatus::Approved | OrderStatus::Shipped => Ok(()),
                 }
             }
-            Reaction::StockRefused(order_id) | Reaction::CreditRefused(order_id) | Reaction::Cancelled(order_id) => {
+            Reaction::StockRefused(order_id)
+            | Reaction::CreditRefused(order_id)
+            | Reaction::Cancelled(order_id) => {
                 let order: Order = issuer.load(order_id).await?;
                 for line in &order.lines {
-                    issuer.product(line.product_id, ProductCommand::ReleaseStock { order_id }).await?;
+                    issuer
+                        .product(line.product_id, ProductCommand::ReleaseStock { order_id })
+                        .await?;
                 }
                 Ok(())
             }
             Reaction::Shipped(order_id) => {
                 let order: Order = issuer.load(order_id).await?;
                 for line in &order.lines {
-                    issuer.product(line.product_id, ProductCommand::ShipStock { order_id }).await?;
+                    issuer
+                        .product(line.product_id, ProductCommand::ShipStock { order_id })
+                        .await?;
                 }
                 Ok(())
             }
@@ -122,21 +152,36 @@ impl SagaHandler for StockHandler {
 impl SagaHandler for CreditHandler {
     const NAME: &'static str = "credit_handler";
 
-    async fn handle(&self, issuer: &mut Issuer<'_>, event: &RecordedEvent) -> Result<(), SagaError> {
+    async fn handle(
+        &self,
+        issuer: &mut Issuer<'_>,
+        event: &RecordedEvent,
+    ) -> Result<(), SagaError> {
         match reaction(event)? {
-            Reaction::StockReserved { order_id, product_id } => {
+            Reaction::StockReserved {
+                order_id,
+                product_id,
+            } => {
                 let order: Order = issuer.load(order_id).await?;
-                let is_last_line = order.lines.last().is_some_and(|line| line.product_id == product_id);
+                let is_last_line = order
+                    .lines
+                    .last()
+                    .is_some_and(|line| line.product_id == product_id);
                 if is_last_line && order.status == OrderStatus::Pending {
-                    let amount =
-                        Cents::parse("total_cents", order.total_cents).map_err(|e| SagaError::Corrupt(e.message))?;
-                    issuer.customer(order.customer_id, CustomerCommand::ReserveCredit { order_id, amount }).await?;
+                    issuer
+                        .reserve_credit(order_id, order.customer_id, order.total_cents)
+                        .await?;
                 }
                 Ok(())
             }
             Reaction::Cancelled(order_id) => {
                 let order: Order = issuer.load(order_id).await?;
-                issuer.customer(order.customer_id, CustomerCommand::ReleaseCredit { order_id }).await?;
+                issuer
+                    .customer(
+                        order.customer_id,
+                        CustomerCommand::ReleaseCredit { order_id },
+                    )
+                    .await?;
                 Ok(())
             }
             _ => Ok(()),
@@ -147,24 +192,28 @@ impl SagaHandler for CreditHandler {
 impl SagaHandler for OrderHandler {
     const NAME: &'static str = "order_handler";
 
-    async fn handle(&self, issuer: &mut Issuer<'_>, event: &RecordedEvent) -> Result<(), SagaError> {
+    async fn handle(
+        &self,
+        issuer: &mut Issuer<'_>,
+        event: &RecordedEvent,
+    ) -> Result<(), SagaError> {
         let (order_id, command) = match reaction(event)? {
             Reaction::CreditReserved(order_id) => (order_id, OrderCommand::Approve),
-            Reaction::StockRefused(order_id) => {
-                (order_id, OrderCommand::Reject { reason: RejectionReason::InsufficientStock })
-            }
-            Reaction::CreditRefused(order_id) => {
-                (order_id, OrderCommand::Reject { reason: RejectionReason::CreditLimitExceeded })
-            }
+            Reaction::StockRefused(order_id) => (
+                order_id,
+                OrderCommand::Reject {
+                    reason: RejectionReason::InsufficientStock,
+                },
+            ),
+            Reaction::CreditRefused(order_id) => (
+                order_id,
+                OrderCommand::Reject {
+                    reason: RejectionReason::CreditLimitExceeded,
+                },
+            ),
             _ => return Ok(()),
         };
         issuer.order(order_id, command).await?;
         Ok(())
     }
-}
-
-async fn reserve(issuer: &mut Issuer<'_>, order_id: Uuid, line: &OrderLine) -> Result<(), SagaError> {
-    let quantity = Quantity::parse("quantity", line.quantity).map_err(|e| SagaError::Corrupt(e.message))?;
-    issuer.product(line.product_id, ProductCommand::ReserveStock { order_id, quantity }).await?;
-    Ok(())
 }

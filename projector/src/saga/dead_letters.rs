@@ -31,13 +31,20 @@ pub(super) async fn park(
 }
 
 /// Retries every parked event; returns (succeeded, still failing).
-pub async fn retry_dead_letters(pool: &PgPool, snapshot_every: i64) -> anyhow::Result<(usize, usize)> {
+pub async fn retry_dead_letters(
+    pool: &PgPool,
+    snapshot_every: i64,
+) -> anyhow::Result<(usize, usize)> {
     let mut totals = (0, 0);
     for (done, failed) in [
-        retry::<orchestration::Orchestrator>(pool, orchestration::Orchestrator, snapshot_every).await?,
-        retry::<choreography::StockHandler>(pool, choreography::StockHandler, snapshot_every).await?,
-        retry::<choreography::CreditHandler>(pool, choreography::CreditHandler, snapshot_every).await?,
-        retry::<choreography::OrderHandler>(pool, choreography::OrderHandler, snapshot_every).await?,
+        retry::<orchestration::Orchestrator>(pool, orchestration::Orchestrator, snapshot_every)
+            .await?,
+        retry::<choreography::StockHandler>(pool, choreography::StockHandler, snapshot_every)
+            .await?,
+        retry::<choreography::CreditHandler>(pool, choreography::CreditHandler, snapshot_every)
+            .await?,
+        retry::<choreography::OrderHandler>(pool, choreography::OrderHandler, snapshot_every)
+            .await?,
     ] {
         totals.0 += done;
         totals.1 += failed;
@@ -45,7 +52,11 @@ pub async fn retry_dead_letters(pool: &PgPool, snapshot_every: i64) -> anyhow::R
     Ok(totals)
 }
 
-async fn retry<H: SagaHandler>(pool: &PgPool, handler: H, snapshot_every: i64) -> anyhow::Result<(usize, usize)> {
+async fn retry<H: SagaHandler>(
+    pool: &PgPool,
+    handler: H,
+    snapshot_every: i64,
+) -> anyhow::Result<(usize, usize)> {
     let parked: Vec<RecordedEvent> = sqlx::query_as(
         "SELECT e.position, e.stream_id, e.stream_type, e.stream_version, e.event_type, e.schema_version, e.data,
                 e.metadata, e.recorded_at
@@ -58,16 +69,29 @@ async fn retry<H: SagaHandler>(pool: &PgPool, handler: H, snapshot_every: i64) -
     let subscription = SagaSubscription::new(pool.clone(), handler, snapshot_every);
     let (mut done, mut failed) = (0, 0);
     for mut event in parked {
-        event.data = shared::event_store::upcast::upcast(&event.event_type, event.schema_version, event.data)
-            .map_err(anyhow::Error::msg)?;
-        match subscription.try_events(None, std::slice::from_ref(&event)).await {
+        event.data = shared::event_store::upcast::upcast(
+            &event.event_type,
+            event.schema_version,
+            event.data,
+        )
+        .map_err(anyhow::Error::msg)?;
+        match subscription
+            .try_events(None, std::slice::from_ref(&event))
+            .await
+        {
             Ok(_) => {
-                sqlx::query("DELETE FROM projector.dead_letters WHERE subscription = $1 AND position = $2")
-                    .bind(H::NAME)
-                    .bind(event.position)
-                    .execute(pool)
-                    .await?;
-                tracing::info!(subscription = H::NAME, position = event.position, "dead letter processed");
+                sqlx::query(
+                    "DELETE FROM projector.dead_letters WHERE subscription = $1 AND position = $2",
+                )
+                .bind(H::NAME)
+                .bind(event.position)
+                .execute(pool)
+                .await?;
+                tracing::info!(
+                    subscription = H::NAME,
+                    position = event.position,
+                    "dead letter processed"
+                );
                 done += 1;
             }
             Err(error) => {

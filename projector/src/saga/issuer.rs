@@ -4,7 +4,7 @@
 
 use shared::{
     domain::{
-        Aggregate,
+        Aggregate, Cents, Quantity,
         customer::{Customer, CustomerCommand},
         order::{Order, OrderCommand},
         product::{Product, ProductCommand},
@@ -28,18 +28,33 @@ impl<'a> Issuer<'a> {
             causation_id: Some(trigger.position.to_string()),
             idempotency_key: None,
         };
-        Self { conn, options: CommandOptions { metadata, snapshot_every, ..CommandOptions::default() } }
+        Self {
+            conn,
+            options: CommandOptions {
+                metadata,
+                snapshot_every,
+                ..CommandOptions::default()
+            },
+        }
     }
 
     pub fn conn(&mut self) -> &mut PgConnection {
         self.conn
     }
 
-    pub async fn product(&mut self, id: Uuid, command: ProductCommand) -> Result<Product, SagaError> {
+    pub async fn product(
+        &mut self,
+        id: Uuid,
+        command: ProductCommand,
+    ) -> Result<Product, SagaError> {
         self.issue::<Product>(id, command).await
     }
 
-    pub async fn customer(&mut self, id: Uuid, command: CustomerCommand) -> Result<Customer, SagaError> {
+    pub async fn customer(
+        &mut self,
+        id: Uuid,
+        command: CustomerCommand,
+    ) -> Result<Customer, SagaError> {
         self.issue::<Customer>(id, command).await
     }
 
@@ -47,9 +62,47 @@ impl<'a> Issuer<'a> {
         self.issue::<Order>(id, command).await
     }
 
+    /// Reserves an order line's stock (a no-op if this order already asked this product).
+    pub async fn reserve_stock(
+        &mut self,
+        order_id: Uuid,
+        product_id: Uuid,
+        quantity: i64,
+    ) -> Result<(), SagaError> {
+        let quantity =
+            Quantity::parse("quantity", quantity).map_err(|e| SagaError::Corrupt(e.message))?;
+        self.product(
+            product_id,
+            ProductCommand::ReserveStock { order_id, quantity },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Reserves an order's total against its customer's credit (a no-op if already asked).
+    pub async fn reserve_credit(
+        &mut self,
+        order_id: Uuid,
+        customer_id: Uuid,
+        total_cents: i64,
+    ) -> Result<(), SagaError> {
+        let amount =
+            Cents::parse("total_cents", total_cents).map_err(|e| SagaError::Corrupt(e.message))?;
+        self.customer(
+            customer_id,
+            CustomerCommand::ReserveCredit { order_id, amount },
+        )
+        .await?;
+        Ok(())
+    }
+
     /// The current state of an aggregate, as this transaction sees it.
     pub async fn load<A: Aggregate>(&mut self, id: Uuid) -> Result<A, SagaError> {
-        Ok(load_aggregate::<A>(self.conn, id, self.options.snapshot_every > 0).await?.state)
+        Ok(
+            load_aggregate::<A>(self.conn, id, self.options.snapshot_every > 0)
+                .await?
+                .state,
+        )
     }
 
     async fn issue<A: Aggregate>(&mut self, id: Uuid, command: A::Command) -> Result<A, SagaError>
@@ -57,7 +110,9 @@ impl<'a> Issuer<'a> {
         A::Command: std::fmt::Debug,
     {
         let described = format!("{command:?}");
-        let executed = execute_in_tx::<A, _>(self.conn, id, &self.options, |state| state.decide(command)).await?;
+        let executed =
+            execute_in_tx::<A, _>(self.conn, id, &self.options, |state| state.decide(command))
+                .await?;
         for event in &executed.events {
             tracing::info!(
                 stream_type = A::STREAM_TYPE,

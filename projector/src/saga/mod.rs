@@ -61,7 +61,9 @@ impl SagaError {
 impl From<SagaError> for crate::ProjectionError {
     fn from(error: SagaError) -> Self {
         match error {
-            SagaError::Store(error) | SagaError::Command(CommandError::Store(error)) => Self::Store(error),
+            SagaError::Store(error) | SagaError::Command(CommandError::Store(error)) => {
+                Self::Store(error)
+            }
             SagaError::Database(error) => Self::Database(error),
             other => Self::Corrupt(other.to_string()),
         }

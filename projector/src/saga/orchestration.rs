@@ -14,7 +14,6 @@
 use serde::{Deserialize, Serialize};
 use shared::{
     domain::{
-        Cents, Quantity,
         customer::{CustomerCommand, CustomerEvent},
         order::{OrderCommand, OrderEvent, RejectionReason},
         product::{ProductCommand, ProductEvent},
@@ -51,7 +50,11 @@ const RESERVING_CREDIT: &str = "reserving_credit";
 impl SagaHandler for Orchestrator {
     const NAME: &'static str = "order_saga";
 
-    async fn handle(&self, issuer: &mut Issuer<'_>, event: &RecordedEvent) -> Result<(), SagaError> {
+    async fn handle(
+        &self,
+        issuer: &mut Issuer<'_>,
+        event: &RecordedEvent,
+    ) -> Result<(), SagaError> {
         match event.stream_type.as_str() {
             "order" => on_order_event(issuer, event).await,
             "product" => on_product_event(issuer, event).await,
@@ -64,9 +67,18 @@ impl SagaHandler for Orchestrator {
 async fn on_order_event(issuer: &mut Issuer<'_>, event: &RecordedEvent) -> Result<(), SagaError> {
     let order_id = event.stream_id;
     match event.decode::<OrderEvent>()? {
-        OrderEvent::OrderPlaced { customer_id, lines, total_cents } => {
-            let lines: Vec<Line> =
-                lines.iter().map(|line| Line { product_id: line.product_id, quantity: line.quantity }).collect();
+        OrderEvent::OrderPlaced {
+            customer_id,
+            lines,
+            total_cents,
+        } => {
+            let lines: Vec<Line> = lines
+                .iter()
+                .map(|line| Line {
+                    product_id: line.product_id,
+                    quantity: line.quantity,
+                })
+                .collect();
             let created = sqlx::query(
                 "INSERT INTO projector.order_sagas (order_id, customer_id, lines, total_cents, state, correlation_id)
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (order_id) DO NOTHING",
@@ -83,20 +95,39 @@ async fn on_order_event(issuer: &mut Issuer<'_>, event: &RecordedEvent) -> Resul
             if created == 1
                 && let Some(first) = lines.first()
             {
-                reserve_stock(issuer, order_id, first).await?;
+                issuer
+                    .reserve_stock(order_id, first.product_id, first.quantity)
+                    .await?;
             }
             Ok(())
         }
         OrderEvent::OrderCancelled { .. } => {
-            let Some(instance) = load(issuer.conn(), order_id).await? else { return Ok(()) };
+            let Some(instance) = load(issuer.conn(), order_id).await? else {
+                return Ok(());
+            };
             release_stock(issuer, &instance, instance.lines.len()).await?;
-            issuer.customer(instance.customer_id, CustomerCommand::ReleaseCredit { order_id }).await?;
-            set_state(issuer.conn(), order_id, "cancelled", instance.reserved_lines).await
+            issuer
+                .customer(
+                    instance.customer_id,
+                    CustomerCommand::ReleaseCredit { order_id },
+                )
+                .await?;
+            set_state(
+                issuer.conn(),
+                order_id,
+                "cancelled",
+                instance.reserved_lines,
+            )
+            .await
         }
         OrderEvent::OrderShipped {} => {
-            let Some(instance) = load(issuer.conn(), order_id).await? else { return Ok(()) };
+            let Some(instance) = load(issuer.conn(), order_id).await? else {
+                return Ok(());
+            };
             for line in instance.lines.iter() {
-                issuer.product(line.product_id, ProductCommand::ShipStock { order_id }).await?;
+                issuer
+                    .product(line.product_id, ProductCommand::ShipStock { order_id })
+                    .await?;
             }
             set_state(issuer.conn(), order_id, "shipped", instance.reserved_lines).await
         }
@@ -110,37 +141,56 @@ async fn on_product_event(issuer: &mut Issuer<'_>, event: &RecordedEvent) -> Res
         ProductEvent::StockReservationRejected { order_id, .. } => (order_id, false),
         _ => return Ok(()),
     };
-    let Some(instance) = load(issuer.conn(), order_id).await? else { return Ok(()) };
+    let Some(instance) = load(issuer.conn(), order_id).await? else {
+        return Ok(());
+    };
     let expected_line = instance.lines.get(instance.reserved_lines as usize);
-    if instance.state != RESERVING_STOCK || expected_line.map(|line| line.product_id) != Some(event.stream_id) {
+    if instance.state != RESERVING_STOCK
+        || expected_line.map(|line| line.product_id) != Some(event.stream_id)
+    {
         return Ok(()); // a reply this instance no longer waits for (e.g. it was cancelled meanwhile)
     }
     if !reserved {
         release_stock(issuer, &instance, instance.reserved_lines as usize).await?;
-        issuer.order(order_id, OrderCommand::Reject { reason: RejectionReason::InsufficientStock }).await?;
+        issuer
+            .order(
+                order_id,
+                OrderCommand::Reject {
+                    reason: RejectionReason::InsufficientStock,
+                },
+            )
+            .await?;
         return set_state(issuer.conn(), order_id, "rejected", instance.reserved_lines).await;
     }
     let reserved_lines = instance.reserved_lines + 1;
     match instance.lines.get(reserved_lines as usize) {
         Some(next) => {
-            reserve_stock(issuer, order_id, next).await?;
+            issuer
+                .reserve_stock(order_id, next.product_id, next.quantity)
+                .await?;
             set_state(issuer.conn(), order_id, RESERVING_STOCK, reserved_lines).await
         }
         None => {
-            let amount = Cents::parse("total_cents", instance.total_cents).map_err(|e| SagaError::Corrupt(e.message))?;
-            issuer.customer(instance.customer_id, CustomerCommand::ReserveCredit { order_id, amount }).await?;
+            issuer
+                .reserve_credit(order_id, instance.customer_id, instance.total_cents)
+                .await?;
             set_state(issuer.conn(), order_id, RESERVING_CREDIT, reserved_lines).await
         }
     }
 }
 
-async fn on_customer_event(issuer: &mut Issuer<'_>, event: &RecordedEvent) -> Result<(), SagaError> {
+async fn on_customer_event(
+    issuer: &mut Issuer<'_>,
+    event: &RecordedEvent,
+) -> Result<(), SagaError> {
     let (order_id, reserved) = match event.decode::<CustomerEvent>()? {
         CustomerEvent::CreditReserved { order_id, .. } => (order_id, true),
         CustomerEvent::CreditReservationRejected { order_id, .. } => (order_id, false),
         _ => return Ok(()),
     };
-    let Some(instance) = load(issuer.conn(), order_id).await? else { return Ok(()) };
+    let Some(instance) = load(issuer.conn(), order_id).await? else {
+        return Ok(());
+    };
     if instance.state != RESERVING_CREDIT {
         return Ok(());
     }
@@ -149,21 +199,33 @@ async fn on_customer_event(issuer: &mut Issuer<'_>, event: &RecordedEvent) -> Re
         set_state(issuer.conn(), order_id, "approved", instance.reserved_lines).await
     } else {
         release_stock(issuer, &instance, instance.lines.len()).await?;
-        issuer.order(order_id, OrderCommand::Reject { reason: RejectionReason::CreditLimitExceeded }).await?;
+        issuer
+            .order(
+                order_id,
+                OrderCommand::Reject {
+                    reason: RejectionReason::CreditLimitExceeded,
+                },
+            )
+            .await?;
         set_state(issuer.conn(), order_id, "rejected", instance.reserved_lines).await
     }
 }
 
-async fn reserve_stock(issuer: &mut Issuer<'_>, order_id: Uuid, line: &Line) -> Result<(), SagaError> {
-    let quantity = Quantity::parse("quantity", line.quantity).map_err(|e| SagaError::Corrupt(e.message))?;
-    issuer.product(line.product_id, ProductCommand::ReserveStock { order_id, quantity }).await?;
-    Ok(())
-}
-
 /// Releases the stock of the first `lines` lines (a release of stock never held does nothing).
-async fn release_stock(issuer: &mut Issuer<'_>, instance: &Instance, lines: usize) -> Result<(), SagaError> {
+async fn release_stock(
+    issuer: &mut Issuer<'_>,
+    instance: &Instance,
+    lines: usize,
+) -> Result<(), SagaError> {
     for line in instance.lines.iter().take(lines) {
-        issuer.product(line.product_id, ProductCommand::ReleaseStock { order_id: instance.order_id }).await?;
+        issuer
+            .product(
+                line.product_id,
+                ProductCommand::ReleaseStock {
+                    order_id: instance.order_id,
+                },
+            )
+            .await?;
     }
     Ok(())
 }
@@ -178,7 +240,12 @@ async fn load(conn: &mut PgConnection, order_id: Uuid) -> Result<Option<Instance
     .await?)
 }
 
-async fn set_state(conn: &mut PgConnection, order_id: Uuid, state: &str, reserved_lines: i32) -> Result<(), SagaError> {
+async fn set_state(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    state: &str,
+    reserved_lines: i32,
+) -> Result<(), SagaError> {
     sqlx::query("UPDATE projector.order_sagas SET state = $2, reserved_lines = $3, updated_at = now() WHERE order_id = $1")
         .bind(order_id)
         .bind(state)

@@ -46,7 +46,11 @@ pub(super) enum Outcome {
 
 impl<H: SagaHandler> SagaSubscription<H> {
     pub fn new(pool: PgPool, handler: H, snapshot_every: i64) -> Self {
-        Self { pool, handler, snapshot_every }
+        Self {
+            pool,
+            handler,
+            snapshot_every,
+        }
     }
 
     /// Runs the handler for `events` in one transaction; with `expected`, only if the
@@ -56,20 +60,27 @@ impl<H: SagaHandler> SagaSubscription<H> {
         expected: Option<i64>,
         events: &[RecordedEvent],
     ) -> Result<Outcome, SagaError> {
-        let Some(last) = events.last() else { return Ok(Outcome::Applied) };
+        let Some(last) = events.last() else {
+            return Ok(Outcome::Applied);
+        };
         let mut tx = self.pool.begin().await?;
         if let Some(expected) = expected {
-            let position: i64 =
-                sqlx::query_scalar("SELECT position FROM projector.checkpoints WHERE name = $1 FOR UPDATE")
-                    .bind(H::NAME)
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let position: i64 = sqlx::query_scalar(
+                "SELECT position FROM projector.checkpoints WHERE name = $1 FOR UPDATE",
+            )
+            .bind(H::NAME)
+            .fetch_one(&mut *tx)
+            .await?;
             if position != expected {
                 return Ok(Outcome::Moved);
             }
         }
         for event in events {
-            let order_id = event.data.get("order_id").and_then(|id| id.as_str()).map(str::to_owned);
+            let order_id = event
+                .data
+                .get("order_id")
+                .and_then(|id| id.as_str())
+                .map(str::to_owned);
             let span = tracing::info_span!(
                 "saga",
                 subscription = H::NAME,
@@ -79,7 +90,10 @@ impl<H: SagaHandler> SagaSubscription<H> {
                 correlation_id = event.correlation_id().unwrap_or_default(),
             );
             let mut issuer = Issuer::new(&mut tx, event, self.snapshot_every);
-            self.handler.handle(&mut issuer, event).instrument(span).await?;
+            self.handler
+                .handle(&mut issuer, event)
+                .instrument(span)
+                .await?;
         }
         if expected.is_some() {
             move_checkpoint(&mut tx, H::NAME, last.position).await?;
@@ -88,11 +102,18 @@ impl<H: SagaHandler> SagaSubscription<H> {
         Ok(Outcome::Applied)
     }
 
-    async fn apply_one(&self, expected: i64, event: &RecordedEvent) -> Result<Outcome, ProjectionError> {
+    async fn apply_one(
+        &self,
+        expected: i64,
+        event: &RecordedEvent,
+    ) -> Result<Outcome, ProjectionError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_events(Some(expected), std::slice::from_ref(event)).await {
+            match self
+                .try_events(Some(expected), std::slice::from_ref(event))
+                .await
+            {
                 Ok(outcome) => return Ok(outcome),
                 Err(error) if error.is_transient() && attempt < ATTEMPTS_WHILE_RACING => {
                     tokio::time::sleep(backoff(attempt).min(Duration::from_millis(200))).await;
@@ -105,7 +126,8 @@ impl<H: SagaHandler> SagaSubscription<H> {
                 Err(error) => {
                     tracing::error!(subscription = H::NAME, position = event.position, %error, "parking the event in dead_letters");
                     let mut tx = self.pool.begin().await?;
-                    dead_letters::park(&mut tx, H::NAME, event, &error.to_string(), attempt).await?;
+                    dead_letters::park(&mut tx, H::NAME, event, &error.to_string(), attempt)
+                        .await?;
                     move_checkpoint(&mut tx, H::NAME, event.position).await?;
                     tx.commit().await?;
                     return Ok(Outcome::Applied);
@@ -115,7 +137,11 @@ impl<H: SagaHandler> SagaSubscription<H> {
     }
 }
 
-async fn move_checkpoint(conn: &mut PgConnection, name: &str, position: i64) -> Result<(), sqlx::Error> {
+async fn move_checkpoint(
+    conn: &mut PgConnection,
+    name: &str,
+    position: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE projector.checkpoints SET position = $2, last_error = NULL, updated_at = now() WHERE name = $1")
         .bind(name)
         .bind(position)
@@ -141,10 +167,12 @@ impl<H: SagaHandler> Projection for SagaSubscription<H> {
         .bind(H::NAME)
         .execute(&self.pool)
         .await?;
-        Ok(sqlx::query_scalar("SELECT position FROM projector.checkpoints WHERE name = $1")
-            .bind(H::NAME)
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT position FROM projector.checkpoints WHERE name = $1")
+                .bind(H::NAME)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// A few events per transaction (one commit for several steps); if any step fails (a lost

@@ -13,8 +13,8 @@ use crate::in_both_modes;
 
 in_both_modes!(invariants_hold_under_contention_and_crashes);
 
-const ORDERS: usize = 240;
-const CLIENTS: usize = 12;
+const ORDERS: usize = 320;
+const CLIENTS: usize = 32;
 
 async fn invariants_hold_under_contention_and_crashes(system: &TestSystem) {
     let mut customers = Vec::new();
@@ -23,8 +23,18 @@ async fn invariants_hold_under_contention_and_crashes(system: &TestSystem) {
     }
     let mut products = Vec::new();
     let mut initial_stock = HashMap::new();
-    for (index, (price, stock)) in [(100, 40), (250, 25), (400, 15), (90, 60), (1_000, 8)].into_iter().enumerate() {
-        let (id, _) = system.add_product(&format!("P{index}"), &format!("Product {index}"), price, stock).await;
+    for (index, (price, stock)) in [(100, 40), (250, 25), (400, 15), (90, 60), (1_000, 8)]
+        .into_iter()
+        .enumerate()
+    {
+        let (id, _) = system
+            .add_product(
+                &format!("P{index}"),
+                &format!("Product {index}"),
+                price,
+                stock,
+            )
+            .await;
         products.push(id);
         initial_stock.insert(id, stock);
     }
@@ -39,14 +49,24 @@ async fn invariants_hold_under_contention_and_crashes(system: &TestSystem) {
                     let customer = customers[seed % customers.len()];
                     let first = seed % products.len();
                     let lines: Vec<(Uuid, i64)> = (0..1 + seed % 3)
-                        .map(|k| (products[(first + k) % products.len()], 1 + ((seed / 3 + k) % 4) as i64))
+                        .map(|k| {
+                            (
+                                products[(first + k) % products.len()],
+                                1 + ((seed / 3 + k) % 4) as i64,
+                            )
+                        })
                         .collect();
                     let (order, _) = system.place_order(customer, &lines).await;
                     if n % 5 == 0 {
                         let _ = system.cancel(order).await; // may race the saga; 409 once it is rejected
                     }
                     if n % 17 == 0 {
-                        system.send(&format!("/products/{}/restock", lines[0].0), serde_json::json!({"quantity": 2})).await;
+                        system
+                            .send(
+                                &format!("/products/{}/restock", lines[0].0),
+                                serde_json::json!({"quantity": 2}),
+                            )
+                            .await;
                     }
                 }
             }
@@ -65,12 +85,18 @@ async fn invariants_hold_under_contention_and_crashes(system: &TestSystem) {
     system.wait_until_caught_up().await;
     let approved = system.read("/orders?status=approved&limit=5").await.1;
     for order in approved["items"].as_array().expect("items") {
-        let id: Uuid = order["id"].as_str().and_then(|id| id.parse().ok()).expect("id");
+        let id: Uuid = order["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("id");
         assert_eq!(system.ship(id).await.status(), reqwest::StatusCode::OK);
     }
     system.wait_until_caught_up().await;
 
-    let orders: Vec<Value> = sqlx::query_scalar("SELECT doc FROM read_model.orders").fetch_all(&system.pool).await.expect("orders");
+    let orders: Vec<Value> = sqlx::query_scalar("SELECT doc FROM read_model.orders")
+        .fetch_all(&system.pool)
+        .await
+        .expect("orders");
     assert_eq!(orders.len(), ORDERS / CLIENTS * CLIENTS);
     let mut reserved_by_product: HashMap<Uuid, i64> = HashMap::new();
     let mut shipped_by_product: HashMap<Uuid, i64> = HashMap::new();
@@ -80,12 +106,19 @@ async fn invariants_hold_under_contention_and_crashes(system: &TestSystem) {
         let status = order["status"].as_str().expect("status");
         *outcomes.entry(status.to_owned()).or_default() += 1;
         assert_ne!(status, "pending", "no order stays pending: {order}");
-        let customer: Uuid = order["customer_id"].as_str().and_then(|id| id.parse().ok()).expect("customer");
+        let customer: Uuid = order["customer_id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("customer");
         if matches!(status, "approved" | "shipped") {
-            *credit_by_customer.entry(customer).or_default() += order["total_cents"].as_i64().expect("total");
+            *credit_by_customer.entry(customer).or_default() +=
+                order["total_cents"].as_i64().expect("total");
         }
         for line in order["lines"].as_array().expect("lines") {
-            let product: Uuid = line["product_id"].as_str().and_then(|id| id.parse().ok()).expect("product");
+            let product: Uuid = line["product_id"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .expect("product");
             let quantity = line["quantity"].as_i64().expect("quantity");
             match status {
                 "approved" => *reserved_by_product.entry(product).or_default() += quantity,
@@ -95,7 +128,10 @@ async fn invariants_hold_under_contention_and_crashes(system: &TestSystem) {
         }
     }
     for status in ["approved", "rejected", "cancelled"] {
-        assert!(outcomes.get(status).copied().unwrap_or(0) > 0, "the load should produce {status} orders: {outcomes:?}");
+        assert!(
+            outcomes.get(status).copied().unwrap_or(0) > 0,
+            "the load should produce {status} orders: {outcomes:?}"
+        );
     }
 
     let restocks: Vec<(Uuid, i64)> = sqlx::query_as(
@@ -116,21 +152,43 @@ async fn invariants_hold_under_contention_and_crashes(system: &TestSystem) {
         assert_eq!(doc["stock_on_hand"], on_hand, "{doc}");
         assert_eq!(doc["stock_available"], on_hand - reserved, "{doc}");
         assert!(on_hand - reserved >= 0, "{doc}");
-        let aggregate = shared::event_store::load_aggregate::<Product>(&mut conn, *product, false).await.expect("load");
-        assert_eq!((aggregate.state.stock_reserved(), aggregate.state.stock_on_hand), (reserved, on_hand));
+        let aggregate = shared::event_store::load_aggregate::<Product>(&mut conn, *product, false)
+            .await
+            .expect("load");
+        assert_eq!(
+            (
+                aggregate.state.stock_reserved(),
+                aggregate.state.stock_on_hand
+            ),
+            (reserved, on_hand)
+        );
     }
     for customer in &customers {
         let (_, doc) = system.read(&format!("/customers/{customer}")).await;
         let reserved = credit_by_customer.get(customer).copied().unwrap_or(0);
         assert_eq!(doc["credit_reserved_cents"], reserved, "{doc}");
-        assert!(reserved <= doc["credit_limit_cents"].as_i64().expect("limit"), "{doc}");
-        let aggregate = shared::event_store::load_aggregate::<Customer>(&mut conn, *customer, false).await.expect("load");
+        assert!(
+            reserved <= doc["credit_limit_cents"].as_i64().expect("limit"),
+            "{doc}"
+        );
+        let aggregate =
+            shared::event_store::load_aggregate::<Customer>(&mut conn, *customer, false)
+                .await
+                .expect("load");
         assert!(aggregate.state.exists());
         assert_eq!(aggregate.state.credit_reserved_cents(), reserved);
     }
     drop(conn);
 
     let incremental = system.snapshot().await;
-    system.rebuilder().rebuild(&shared::read_model::names::READ_MODELS.map(String::from)).await.expect("rebuilt");
-    assert_eq!(system.snapshot().await, incremental, "every read model equals a rebuild");
+    system
+        .rebuilder()
+        .rebuild(&shared::read_model::names::READ_MODELS.map(String::from))
+        .await
+        .expect("rebuilt");
+    assert_eq!(
+        system.snapshot().await,
+        incremental,
+        "every read model equals a rebuild"
+    );
 }

@@ -21,21 +21,53 @@ in_both_modes!(an_unprocessable_event_is_parked_then_retried);
 
 async fn dead_letters(system: &TestSystem) -> i64 {
     let (_, body) = system.read("/projections").await;
-    body["items"].as_array().map_or(0, |items| items.iter().map(|item| item["dead_letters"].as_i64().unwrap_or(0)).sum())
+    body["items"].as_array().map_or(0, |items| {
+        items
+            .iter()
+            .map(|item| item["dead_letters"].as_i64().unwrap_or(0))
+            .sum()
+    })
 }
 
 async fn an_unprocessable_event_is_parked_then_retried(system: &TestSystem) {
     let (customer, _) = system.register_customer(10_000).await;
     // An order for a product the store has never heard of (as after a partial restore).
     let (order, missing_product) = (Uuid::now_v7(), Uuid::now_v7());
-    let line = OrderLine { product_id: missing_product, quantity: 1, unit_price_cents: 100 };
-    let placed = OrderEvent::OrderPlaced { customer_id: customer, lines: vec![line], total_cents: 100 };
+    let line = OrderLine {
+        product_id: missing_product,
+        quantity: 1,
+        unit_price_cents: 100,
+    };
+    let placed = OrderEvent::OrderPlaced {
+        customer_id: customer,
+        lines: vec![line],
+        total_cents: 100,
+    };
     let mut conn = system.pool.acquire().await.expect("conn");
-    append_to_stream(&mut conn, order, "order", 0, &[placed], &Metadata::default()).await.expect("appended");
+    append_to_stream(
+        &mut conn,
+        order,
+        "order",
+        0,
+        &[placed],
+        &Metadata::default(),
+    )
+    .await
+    .expect("appended");
 
-    let parked = eventually(Duration::from_secs(30), || async { dead_letters(system).await == 1 }).await;
-    assert!(parked, "the event was not parked: {}", system.read("/projections").await.1);
-    let error: String = sqlx::query_scalar("SELECT error FROM projector.dead_letters").fetch_one(&system.pool).await.expect("parked");
+    let parked = eventually(Duration::from_secs(30), || async {
+        dead_letters(system).await == 1
+    })
+    .await;
+    assert!(
+        parked,
+        "the event was not parked: {}",
+        system.read("/projections").await.1
+    );
+    let error: String = sqlx::query_scalar("SELECT error FROM projector.dead_letters")
+        .fetch_one(&system.pool)
+        .await
+        .expect("parked");
     assert!(error.contains("product"), "{error}");
     // The saga goes on with other orders meanwhile.
     let (tea, _) = system.add_product("TEA", "Tea", 100, 5).await;
@@ -43,10 +75,26 @@ async fn an_unprocessable_event_is_parked_then_retried(system: &TestSystem) {
     assert_eq!(system.settled_order(other).await["status"], "approved");
 
     // Fix the cause, then retry.
-    let added = ProductEvent::ProductAdded { sku: "LATE".into(), name: "Late".into(), price_cents: 100, stock: 5 };
-    append_to_stream(&mut conn, missing_product, "product", 0, &[added], &Metadata::default()).await.expect("appended");
+    let added = ProductEvent::ProductAdded {
+        sku: "LATE".into(),
+        name: "Late".into(),
+        price_cents: 100,
+        stock: 5,
+    };
+    append_to_stream(
+        &mut conn,
+        missing_product,
+        "product",
+        0,
+        &[added],
+        &Metadata::default(),
+    )
+    .await
+    .expect("appended");
     drop(conn);
-    let (processed, failing) = projector::saga::retry_dead_letters(&system.pool, 100).await.expect("retried");
+    let (processed, failing) = projector::saga::retry_dead_letters(&system.pool, 100)
+        .await
+        .expect("retried");
     assert_eq!((processed, failing), (1, 0));
     let order_doc: Value = system.settled_order(order).await;
     assert_eq!(order_doc["status"], "approved", "{order_doc}");

@@ -1,7 +1,10 @@
 //! `GET /customers/{id}` (Redis).
 
-use actix_web::{HttpResponse, web};
-use shared::{http::Problem, read_model::CustomerView};
+use actix_web::{HttpResponse, http::Method, web};
+use shared::{
+    http::{Problem, resource_for},
+    read_model::CustomerView,
+};
 use uuid::Uuid;
 
 use super::{Consistent, lookup};
@@ -27,9 +30,5 @@ pub async fn get_customer(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/customers/{id}")
-            .route(web::get().to(get_customer))
-            .default_service(web::to(shared::http::method_not_allowed)),
-    );
+    cfg.service(resource_for("/customers/{id}", Method::GET, get_customer));
 }

@@ -1,7 +1,7 @@
 //! `/readyz` (PostgreSQL and Redis answer), beside the shared `/healthz` and `/metrics`.
 
-use actix_web::{HttpResponse, web};
-use shared::http::{Problem, operations};
+use actix_web::{HttpResponse, http::Method, web};
+use shared::http::{Problem, operations, resource_for};
 
 use crate::{problem::ApiError, startup::AppState};
 
@@ -18,7 +18,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(operations::healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(operations::metrics));
+    cfg.service(resource_for("/healthz", Method::GET, operations::healthz))
+        .service(resource_for("/readyz", Method::GET, readyz))
+        .service(resource_for("/metrics", Method::GET, operations::metrics));
 }

@@ -29,14 +29,18 @@ pub struct Consistent {
 /// Checks a `min_position` value's range.
 pub fn min_position(value: Option<i64>) -> Result<Option<i64>, ApiError> {
     match value {
-        Some(negative) if negative < 0 => Err(ApiError::BadRequest("min_position must not be negative".into())),
+        Some(negative) if negative < 0 => Err(ApiError::BadRequest(
+            "min_position must not be negative".into(),
+        )),
         other => Ok(other),
     }
 }
 
 /// A 200 with the body and `X-Position`: the position the data reflects.
 pub fn with_position(body: &impl Serialize, position: i64) -> HttpResponse {
-    HttpResponse::Ok().insert_header((POSITION_HEADER, position.to_string())).json(body)
+    HttpResponse::Ok()
+        .insert_header((POSITION_HEADER, position.to_string()))
+        .json(body)
 }
 
 /// A single-resource lookup from Redis: waits for `min_position`, then answers the document of
@@ -47,7 +51,10 @@ pub async fn lookup<V: DeserializeOwned + Serialize>(
     id: Uuid,
     query: &Consistent,
 ) -> Result<HttpResponse, ApiError> {
-    state.consistency.reach(names::LOOKUPS, min_position(query.min_position)?).await?;
+    state
+        .consistency
+        .reach(names::LOOKUPS, min_position(query.min_position)?)
+        .await?;
     match state.lookups.find::<V>(kind, id).await? {
         (Some(document), position) => Ok(with_position(&document, position)),
         (None, _) => Err(ApiError::NotFound(format!("no {kind} has this id"))),

@@ -1,10 +1,10 @@
 //! `GET /orders/{id}` (Redis), `GET /orders` and `GET /orders/{id}/history` (PostgreSQL).
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, http::Method, web};
 use serde::{Deserialize, Serialize};
 use shared::{
     domain::order::OrderStatus,
-    http::Problem,
+    http::{Problem, resource_for},
     read_model::{HistoryEntry, OrderView, names},
 };
 use sqlx::QueryBuilder;
@@ -25,6 +25,7 @@ pub struct OrderFilter {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
     /// See the other endpoints.
     #[param(minimum = 0)]
@@ -72,7 +73,10 @@ pub async fn get_order(
         (status = 503, description = "PostgreSQL is down, or min_position was not reached in time", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds"))),
     ))]
-pub async fn list_orders(state: web::Data<AppState>, query: web::Query<OrderFilter>) -> Result<HttpResponse, ApiError> {
+pub async fn list_orders(
+    state: web::Data<AppState>,
+    query: web::Query<OrderFilter>,
+) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let limit = cursor::limit(query.limit)?;
     let status = match query.status.as_deref() {
@@ -84,9 +88,13 @@ pub async fn list_orders(state: web::Data<AppState>, query: web::Query<OrderFilt
         })?),
     };
     let before: Option<i64> = query.cursor.as_deref().map(cursor::decode).transpose()?;
-    let position = state.consistency.reach(names::ORDER_LIST, min_position(query.min_position)?).await?;
+    let position = state
+        .consistency
+        .reach(names::ORDER_LIST, min_position(query.min_position)?)
+        .await?;
 
-    let mut sql = QueryBuilder::new("SELECT doc, placed_position FROM read_model.orders WHERE true");
+    let mut sql =
+        QueryBuilder::new("SELECT doc, placed_position FROM read_model.orders WHERE true");
     if let Some(customer_id) = query.customer_id {
         sql.push(" AND customer_id = ").push_bind(customer_id);
     }
@@ -96,11 +104,18 @@ pub async fn list_orders(state: web::Data<AppState>, query: web::Query<OrderFilt
     if let Some(before) = before {
         sql.push(" AND placed_position < ").push_bind(before);
     }
-    sql.push(" ORDER BY placed_position DESC LIMIT ").push_bind(limit + 1);
-    let rows: Vec<(sqlx::types::Json<OrderView>, i64)> = sql.build_query_as().fetch_all(&state.pool).await?;
+    sql.push(" ORDER BY placed_position DESC LIMIT ")
+        .push_bind(limit + 1);
+    let rows: Vec<(sqlx::types::Json<OrderView>, i64)> =
+        sql.build_query_as().fetch_all(&state.pool).await?;
 
-    let next_cursor = (rows.len() as i64 > limit).then(|| cursor::encode(&rows[limit as usize - 1].1));
-    let items = rows.into_iter().take(limit as usize).map(|(doc, _)| doc.0).collect();
+    let next_cursor =
+        (rows.len() as i64 > limit).then(|| cursor::encode(&rows[limit as usize - 1].1));
+    let items = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(|(doc, _)| doc.0)
+        .collect();
     Ok(with_position(&OrderPage { items, next_cursor }, position))
 }
 
@@ -122,7 +137,10 @@ pub async fn order_history(
     id: web::Path<Uuid>,
     query: web::Query<Consistent>,
 ) -> Result<HttpResponse, ApiError> {
-    let position = state.consistency.reach(names::ORDER_HISTORY, min_position(query.min_position)?).await?;
+    let position = state
+        .consistency
+        .reach(names::ORDER_HISTORY, min_position(query.min_position)?)
+        .await?;
     let items: Vec<HistoryEntry> = sqlx::query_as(
         "SELECT position, version, type, stream_type, recorded_at, data FROM read_model.order_history
          WHERE order_id = $1 ORDER BY position",
@@ -137,10 +155,11 @@ pub async fn order_history(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let not_allowed = || web::to(shared::http::method_not_allowed);
-    cfg.service(web::resource("/orders").route(web::get().to(list_orders)).default_service(not_allowed()))
-        .service(web::resource("/orders/{id}").route(web::get().to(get_order)).default_service(not_allowed()))
-        .service(
-            web::resource("/orders/{id}/history").route(web::get().to(order_history)).default_service(not_allowed()),
-        );
+    cfg.service(resource_for("/orders", Method::GET, list_orders))
+        .service(resource_for("/orders/{id}", Method::GET, get_order))
+        .service(resource_for(
+            "/orders/{id}/history",
+            Method::GET,
+            order_history,
+        ));
 }

@@ -1,9 +1,9 @@
 //! `GET /products/{id}` (Redis) and `GET /products` (PostgreSQL, name search).
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, http::Method, web};
 use serde::{Deserialize, Serialize};
 use shared::{
-    http::Problem,
+    http::{Problem, resource_for},
     read_model::{ProductView, names},
 };
 use sqlx::QueryBuilder;
@@ -18,13 +18,14 @@ const MAX_SEARCH_CHARS: usize = 200;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ProductSearch {
-    /// Case-insensitive substring of the name (at most 200 characters).
+    /// Case-insensitive substring of the name (at most 200 characters, no control characters).
     #[param(max_length = 200)]
     pub q: Option<String>,
     /// Items per page, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
     #[param(minimum = 0)]
     pub min_position: Option<i64>,
@@ -72,21 +73,40 @@ pub async fn search_products(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let limit = cursor::limit(query.limit)?;
-    if query.q.as_ref().is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS) {
-        return Err(ApiError::BadRequest(format!("q must be at most {MAX_SEARCH_CHARS} characters")));
+    if query
+        .q
+        .as_ref()
+        .is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS || q.chars().any(char::is_control))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "q must be at most {MAX_SEARCH_CHARS} characters, without control characters"
+        )));
     }
     let after: Option<(String, Uuid)> = query.cursor.as_deref().map(cursor::decode).transpose()?;
-    let position = state.consistency.reach(names::PRODUCT_CATALOG, min_position(query.min_position)?).await?;
+    let position = state
+        .consistency
+        .reach(names::PRODUCT_CATALOG, min_position(query.min_position)?)
+        .await?;
 
     let mut sql = QueryBuilder::new("SELECT doc, name_key, id FROM read_model.products WHERE true");
     if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        sql.push(" AND name_key LIKE ").push_bind(format!("%{escaped}%"));
+        let escaped = q
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        sql.push(" AND name_key LIKE ")
+            .push_bind(format!("%{escaped}%"));
     }
     if let Some((name_key, id)) = after {
-        sql.push(" AND (name_key, id) > (").push_bind(name_key).push(", ").push_bind(id).push(")");
+        sql.push(" AND (name_key, id) > (")
+            .push_bind(name_key)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
     }
-    sql.push(" ORDER BY name_key, id LIMIT ").push_bind(limit + 1);
+    sql.push(" ORDER BY name_key, id LIMIT ")
+        .push_bind(limit + 1);
     let rows: Vec<(sqlx::types::Json<ProductView>, String, Uuid)> =
         sql.build_query_as().fetch_all(&state.pool).await?;
 
@@ -94,12 +114,15 @@ pub async fn search_products(
         let (_, name_key, id) = &rows[limit as usize - 1];
         cursor::encode(&(name_key, id))
     });
-    let items = rows.into_iter().take(limit as usize).map(|(doc, _, _)| doc.0).collect();
+    let items = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(|(doc, _, _)| doc.0)
+        .collect();
     Ok(with_position(&ProductPage { items, next_cursor }, position))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let not_allowed = || web::to(shared::http::method_not_allowed);
-    cfg.service(web::resource("/products").route(web::get().to(search_products)).default_service(not_allowed()))
-        .service(web::resource("/products/{id}").route(web::get().to(get_product)).default_service(not_allowed()));
+    cfg.service(resource_for("/products", Method::GET, search_products))
+        .service(resource_for("/products/{id}", Method::GET, get_product));
 }

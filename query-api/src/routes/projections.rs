@@ -1,8 +1,8 @@
 //! `GET /projections`: where every subscription stands.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, http::Method, web};
 use serde::Serialize;
-use shared::http::Problem;
+use shared::http::{Problem, resource_for};
 
 use crate::{problem::ApiError, startup::AppState};
 
@@ -36,7 +36,9 @@ pub struct ProjectionStatus {
     ))]
 pub async fn projections(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let head_position: i64 =
-        sqlx::query_scalar("SELECT head_position FROM read_model.event_log_head").fetch_one(&state.pool).await?;
+        sqlx::query_scalar("SELECT head_position FROM read_model.event_log_head")
+            .fetch_one(&state.pool)
+            .await?;
     let rows: Vec<(String, i64, i64, Option<String>, i64)> = sqlx::query_as(
         "SELECT name, position, lag_events, last_error, dead_letters FROM read_model.projection_status ORDER BY name",
     )
@@ -50,16 +52,22 @@ pub async fn projections(state: web::Data<AppState>) -> Result<HttpResponse, Api
                 (None, 0) => "live",
                 (None, _) => "catching_up",
             };
-            ProjectionStatus { name, position, lag_events, status: status.to_owned(), last_error, dead_letters }
+            ProjectionStatus {
+                name,
+                position,
+                lag_events,
+                status: status.to_owned(),
+                last_error,
+                dead_letters,
+            }
         })
         .collect();
-    Ok(HttpResponse::Ok().json(Projections { head_position, items }))
+    Ok(HttpResponse::Ok().json(Projections {
+        head_position,
+        items,
+    }))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/projections")
-            .route(web::get().to(projections))
-            .default_service(web::to(shared::http::method_not_allowed)),
-    );
+    cfg.service(resource_for("/projections", Method::GET, projections));
 }

@@ -10,22 +10,36 @@ use testkit::{TestSystem, eventually};
 use uuid::Uuid;
 
 #[sqlx::test(migrations = false)]
-async fn deleting_every_redis_key_heals_itself_within_seconds(pool_options: PgPoolOptions, connect: PgConnectOptions) {
+async fn deleting_every_redis_key_heals_itself_within_seconds(
+    pool_options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
     let system = TestSystem::start(pool_options, connect).await;
     let (customer, position) = system.register_customer(700).await;
-    system.read_at(&format!("/customers/{customer}"), position).await;
+    system
+        .read_at(&format!("/customers/{customer}"), position)
+        .await;
 
     let mut redis = system.redis.clone();
-    let keys: Vec<String> =
-        redis::cmd("KEYS").arg(format!("{}*", system.keys.prefix())).query_async(&mut redis).await.expect("keys");
-    let _: i64 = redis::cmd("DEL").arg(keys).query_async(&mut redis).await.expect("deleted");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", system.keys.prefix()))
+        .query_async(&mut redis)
+        .await
+        .expect("keys");
+    let _: i64 = redis::cmd("DEL")
+        .arg(keys)
+        .query_async(&mut redis)
+        .await
+        .expect("deleted");
 
     let healed = eventually(Duration::from_secs(10), || async {
         system.read(&format!("/customers/{customer}")).await.0 == StatusCode::OK
     })
     .await;
     assert!(healed, "the customer did not come back");
-    let body = system.read_at(&format!("/customers/{customer}"), position).await;
+    let body = system
+        .read_at(&format!("/customers/{customer}"), position)
+        .await;
     assert_eq!(body["credit_limit_cents"], 700);
     system.stop().await;
 }
@@ -54,18 +68,29 @@ async fn an_append_committing_after_later_ones_is_projected_not_skipped(
     // Later commands commit while it is open.
     let (customer, later) = system.register_customer(5).await;
     assert!(later > held);
-    let (status, _) = system.read(&format!("/customers/{customer}?min_position={later}")).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "nothing past the open transaction may be applied");
+    let (status, _) = system
+        .read(&format!("/customers/{customer}?min_position={later}"))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "nothing past the open transaction may be applied"
+    );
 
     slow.commit().await.expect("commit");
     let body = system.read_at(&format!("/products/{product}"), later).await;
     assert_eq!(body["stock_on_hand"], 42, "the late commit was projected");
-    system.read_at(&format!("/customers/{customer}"), later).await;
+    system
+        .read_at(&format!("/customers/{customer}"), later)
+        .await;
     system.stop().await;
 }
 
 #[sqlx::test(migrations = false)]
-async fn a_projector_killed_mid_batch_converges_to_a_rebuild(pool_options: PgPoolOptions, connect: PgConnectOptions) {
+async fn a_projector_killed_mid_batch_converges_to_a_rebuild(
+    pool_options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
     let system = TestSystem::start(pool_options, connect).await;
     let (customer, _) = system.register_customer(1_000_000).await;
     let mut products = Vec::new();
@@ -77,7 +102,12 @@ async fn a_projector_killed_mid_batch_converges_to_a_rebuild(pool_options: PgPoo
             for index in 0..15 {
                 let product = products[index % products.len()];
                 system.place_order(customer, &[(product, 1)]).await;
-                system.send(&format!("/products/{product}/restock"), serde_json::json!({"quantity": 1})).await;
+                system
+                    .send(
+                        &format!("/products/{product}/restock"),
+                        serde_json::json!({"quantity": 1}),
+                    )
+                    .await;
             }
         };
         let crash = async {
@@ -90,14 +120,21 @@ async fn a_projector_killed_mid_batch_converges_to_a_rebuild(pool_options: PgPoo
     system.wait_until_caught_up().await;
     let incremental = system.snapshot().await;
     assert_eq!(incremental.orders.len(), 8 * 15);
-    system.rebuilder().rebuild(&shared::read_model::names::READ_MODELS.map(String::from)).await.expect("rebuilt");
+    system
+        .rebuilder()
+        .rebuild(&shared::read_model::names::READ_MODELS.map(String::from))
+        .await
+        .expect("rebuilt");
     let rebuilt = system.snapshot().await;
     assert_eq!(incremental, rebuilt);
     system.stop().await;
 }
 
 #[sqlx::test(migrations = false)]
-async fn replaying_every_event_again_changes_nothing(pool_options: PgPoolOptions, connect: PgConnectOptions) {
+async fn replaying_every_event_again_changes_nothing(
+    pool_options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
     let system = TestSystem::start(pool_options, connect).await;
     let (customer, _) = system.register_customer(1_000).await;
     let (tea, _) = system.add_product("TEA", "Tea", 100, 10).await;
@@ -109,10 +146,22 @@ async fn replaying_every_event_again_changes_nothing(pool_options: PgPoolOptions
 
     // Forget every checkpoint, as if nothing had been applied: every event is applied again.
     system.kill_projector().await;
-    sqlx::query("UPDATE projector.checkpoints SET position = 0").execute(&system.pool).await.expect("reset");
+    sqlx::query("UPDATE projector.checkpoints SET position = 0")
+        .execute(&system.pool)
+        .await
+        .expect("reset");
     let mut redis = system.redis.clone();
-    let live: i64 = redis::cmd("GET").arg(system.keys.live_generation()).query_async(&mut redis).await.expect("live");
-    let _: () = redis::cmd("SET").arg(system.keys.checkpoint(live)).arg(0).query_async(&mut redis).await.expect("reset");
+    let live: i64 = redis::cmd("GET")
+        .arg(system.keys.live_generation())
+        .query_async(&mut redis)
+        .await
+        .expect("live");
+    let _: () = redis::cmd("SET")
+        .arg(system.keys.checkpoint(live))
+        .arg(0)
+        .query_async(&mut redis)
+        .await
+        .expect("reset");
     system.start_projector();
     system.wait_until_caught_up().await;
     assert_eq!(system.snapshot().await, once);
@@ -127,13 +176,29 @@ struct PrivateRedis {
 
 impl PrivateRedis {
     fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .spawn()
             .ok()?;
-        Some(Self { child, url: format!("redis://127.0.0.1:{port}") })
+        Some(Self {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        })
     }
 }
 
@@ -146,22 +211,37 @@ impl Drop for PrivateRedis {
 
 #[sqlx::test]
 async fn redis_down_is_503_never_500(pool_options: PgPoolOptions, connect: PgConnectOptions) {
-    let admin = pool_options.connect_with(connect.clone()).await.expect("pool");
-    let reader = query_api::startup::connect_reader_with(connect, 2).await.expect("reader");
+    let admin = pool_options
+        .connect_with(connect.clone())
+        .await
+        .expect("pool");
+    let reader = query_api::startup::connect_reader_with(connect, 2)
+        .await
+        .expect("reader");
     let reader_pool = reader.clone();
-    let mut private = PrivateRedis::start().expect("redis-server is installed (scripts/test installs it)");
+    let mut private =
+        PrivateRedis::start().expect("redis-server is installed (scripts/test installs it)");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let redis = loop {
         match shared::config::connect_redis(&private.url).await {
             Ok(redis) => break redis,
-            Err(error) if std::time::Instant::now() > deadline => panic!("the private Redis never answered: {error}"),
+            Err(error) if std::time::Instant::now() > deadline => {
+                panic!("the private Redis never answered: {error}")
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     };
     let keys = shared::read_model::RedisKeys::new("down:");
     let (_, progress) = tokio::sync::watch::channel(0);
-    let app = query_api::startup::Application::build_with(reader, redis, keys, progress, Duration::from_secs(1), "127.0.0.1:0")
-        .expect("query-api");
+    let app = query_api::startup::Application::build_with(
+        reader,
+        redis,
+        keys,
+        progress,
+        Duration::from_secs(1),
+        "127.0.0.1:0",
+    )
+    .expect("query-api");
     let base = format!("http://{}", app.address());
     tokio::spawn(app.run_until_stopped());
     drop(admin);
@@ -169,10 +249,21 @@ async fn redis_down_is_503_never_500(pool_options: PgPoolOptions, connect: PgCon
     let _ = private.child.kill();
     let _ = private.child.wait();
     let client = reqwest::Client::new();
-    for path in [format!("/customers/{}", Uuid::new_v4()), "/readyz".to_owned()] {
-        let response = client.get(format!("{base}{path}")).send().await.expect("sent");
+    for path in [
+        format!("/customers/{}", Uuid::new_v4()),
+        "/readyz".to_owned(),
+    ] {
+        let response = client
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .expect("sent");
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
-        assert_eq!(response.headers()["content-type"], "application/problem+json", "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
     }
     reader_pool.close().await;
 }

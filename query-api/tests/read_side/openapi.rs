@@ -20,10 +20,14 @@ async fn the_committed_openapi_document_is_what_the_service_serves(
         let pretty = serde_json::to_string_pretty(&served).expect("serializable") + "\n";
         std::fs::write(COMMITTED, pretty).expect("write openapi/query-api.json");
     }
-    let committed: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(COMMITTED).expect("openapi/query-api.json exists"))
-            .expect("valid JSON");
-    assert_eq!(committed, served, "openapi/query-api.json is stale: rerun this test with UPDATE_OPENAPI=1");
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(COMMITTED).expect("openapi/query-api.json exists"),
+    )
+    .expect("valid JSON");
+    assert_eq!(
+        committed, served,
+        "openapi/query-api.json is stale: rerun this test with UPDATE_OPENAPI=1"
+    );
     let (status, _) = system.read("/swagger-ui/").await;
     assert_eq!(status, StatusCode::OK);
     system.stop().await;

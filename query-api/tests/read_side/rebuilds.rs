@@ -12,11 +12,20 @@ async fn a_rebuild_equals_the_incremental_state_and_swaps_generations(
     let (customer, _) = system.register_customer(10_000).await;
     let (tea, _) = system.add_product("TEA", "Tea", 100, 10).await;
     let (order, _) = system.place_order(customer, &[(tea, 2)]).await;
-    let (_, position) = system.send(&format!("/products/{tea}/restock"), serde_json::json!({"quantity": 3})).await;
+    let (_, position) = system
+        .send(
+            &format!("/products/{tea}/restock"),
+            serde_json::json!({"quantity": 3}),
+        )
+        .await;
     system.wait_until_caught_up().await;
     let before = system.snapshot().await;
 
-    system.rebuilder().rebuild(&names::READ_MODELS.map(String::from)).await.expect("rebuilt");
+    system
+        .rebuilder()
+        .rebuild(&names::READ_MODELS.map(String::from))
+        .await
+        .expect("rebuilt");
     assert_eq!(system.snapshot().await, before);
 
     let generations: Vec<(String, i32)> =
@@ -24,7 +33,10 @@ async fn a_rebuild_equals_the_incremental_state_and_swaps_generations(
             .fetch_all(&system.pool)
             .await
             .expect("generations");
-    assert!(generations.iter().all(|(_, generation)| *generation == 2), "{generations:?}");
+    assert!(
+        generations.iter().all(|(_, generation)| *generation == 2),
+        "{generations:?}"
+    );
     let old_tables: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'projection_store' AND tablename LIKE '%_g1'",
     )
@@ -34,7 +46,9 @@ async fn a_rebuild_equals_the_incremental_state_and_swaps_generations(
     assert_eq!(old_tables, 0, "the old copy is dropped");
 
     // The live projector carries on in the new copy.
-    let (_, later) = system.send(&format!("/orders/{order}/cancel"), serde_json::json!({})).await;
+    let (_, later) = system
+        .send(&format!("/orders/{order}/cancel"), serde_json::json!({}))
+        .await;
     assert!(later > position);
     let body = system.read_at(&format!("/orders/{order}"), later).await;
     assert_eq!(body["status"], "cancelled");
@@ -46,9 +60,16 @@ async fn a_rebuild_equals_the_incremental_state_and_swaps_generations(
 }
 
 #[sqlx::test(migrations = false)]
-async fn rebuilding_an_unknown_read_model_says_which_exist(pool_options: PgPoolOptions, connect: PgConnectOptions) {
+async fn rebuilding_an_unknown_read_model_says_which_exist(
+    pool_options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
     let system = TestSystem::start(pool_options, connect).await;
-    let error = system.rebuilder().rebuild(&["nope".to_owned()]).await.expect_err("unknown");
+    let error = system
+        .rebuilder()
+        .rebuild(&["nope".to_owned()])
+        .await
+        .expect_err("unknown");
     assert!(error.to_string().contains("order_list"), "{error}");
     system.stop().await;
 }

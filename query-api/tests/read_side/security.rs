@@ -3,13 +3,27 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 /// The query-api's sessions, whatever login they start from, can read the read models and
 /// nothing else: not the event table, not the projector's tables, and they cannot write.
 #[sqlx::test]
-async fn the_query_role_reads_read_models_only(pool_options: PgPoolOptions, connect: PgConnectOptions) {
-    let admin = pool_options.connect_with(connect.clone()).await.expect("admin pool");
+async fn the_query_role_reads_read_models_only(
+    pool_options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let admin = pool_options
+        .connect_with(connect.clone())
+        .await
+        .expect("admin pool");
     shared::config::migrate(&admin).await.expect("migrations");
-    let reader = query_api::startup::connect_reader_with(connect, 2).await.expect("reader pool");
+    let reader = query_api::startup::connect_reader_with(connect, 2)
+        .await
+        .expect("reader pool");
 
-    sqlx::query("SELECT count(*) FROM read_model.orders").execute(&reader).await.expect("may read the read models");
-    sqlx::query("SELECT head_position FROM read_model.event_log_head").execute(&reader).await.expect("may see the head");
+    sqlx::query("SELECT count(*) FROM read_model.orders")
+        .execute(&reader)
+        .await
+        .expect("may read the read models");
+    sqlx::query("SELECT head_position FROM read_model.event_log_head")
+        .execute(&reader)
+        .await
+        .expect("may see the head");
     for forbidden in [
         "SELECT * FROM public.events",
         "SELECT * FROM projection_store.orders_g1",
@@ -31,8 +45,14 @@ async fn the_query_role_reads_read_models_only(pool_options: PgPoolOptions, conn
 /// With a login that is only a member of the reader role (what scripts/run sets up as
 /// QUERY_DATABASE_URL), even a session that drops the role cannot reach the events.
 #[sqlx::test]
-async fn a_reader_only_login_cannot_escape_the_role(pool_options: PgPoolOptions, connect: PgConnectOptions) {
-    let admin = pool_options.connect_with(connect.clone()).await.expect("admin pool");
+async fn a_reader_only_login_cannot_escape_the_role(
+    pool_options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let admin = pool_options
+        .connect_with(connect.clone())
+        .await
+        .expect("admin pool");
     shared::config::migrate(&admin).await.expect("migrations");
     sqlx::raw_sql(
         "DO $$ BEGIN
@@ -45,9 +65,16 @@ async fn a_reader_only_login_cannot_escape_the_role(pool_options: PgPoolOptions,
     .execute(&admin)
     .await
     .expect("login role");
-    let reader = query_api::startup::connect_reader_with(connect.username("cqrs_query_login"), 1).await.expect("reader");
-    sqlx::query("SELECT count(*) FROM read_model.orders").execute(&reader).await.expect("may read the read models");
-    let escaped = sqlx::raw_sql("RESET ROLE; SELECT * FROM public.events").execute(&reader).await;
+    let reader = query_api::startup::connect_reader_with(connect.username("cqrs_query_login"), 1)
+        .await
+        .expect("reader");
+    sqlx::query("SELECT count(*) FROM read_model.orders")
+        .execute(&reader)
+        .await
+        .expect("may read the read models");
+    let escaped = sqlx::raw_sql("RESET ROLE; SELECT * FROM public.events")
+        .execute(&reader)
+        .await;
     assert!(escaped.is_err(), "RESET ROLE must not reach the events");
     reader.close().await;
     admin.close().await;

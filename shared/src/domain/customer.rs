@@ -51,10 +51,23 @@ pub enum CustomerCommand {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum CustomerEvent {
-    CustomerRegistered { name: String, credit_limit_cents: i64 },
-    CreditReserved { order_id: Uuid, amount_cents: i64 },
-    CreditReservationRejected { order_id: Uuid, amount_cents: i64, available_cents: i64 },
-    CreditReleased { order_id: Uuid, amount_cents: i64 },
+    CustomerRegistered {
+        name: String,
+        credit_limit_cents: i64,
+    },
+    CreditReserved {
+        order_id: Uuid,
+        amount_cents: i64,
+    },
+    CreditReservationRejected {
+        order_id: Uuid,
+        amount_cents: i64,
+        available_cents: i64,
+    },
+    CreditReleased {
+        order_id: Uuid,
+        amount_cents: i64,
+    },
 }
 
 impl DomainEvent for CustomerEvent {
@@ -85,7 +98,9 @@ impl Aggregate for Customer {
         match command {
             CustomerCommand::Register { name, credit_limit } => {
                 if self.registered {
-                    return Err(DomainError::RuleViolated("the customer is already registered".into()));
+                    return Err(DomainError::RuleViolated(
+                        "the customer is already registered".into(),
+                    ));
                 }
                 Ok(vec![CustomerEvent::CustomerRegistered {
                     name: name.as_str().to_owned(),
@@ -99,35 +114,63 @@ impl Aggregate for Customer {
                 let amount_cents = amount.get();
                 let available_cents = self.credit_available_cents();
                 Ok(vec![if amount_cents <= available_cents {
-                    CustomerEvent::CreditReserved { order_id, amount_cents }
+                    CustomerEvent::CreditReserved {
+                        order_id,
+                        amount_cents,
+                    }
                 } else {
-                    CustomerEvent::CreditReservationRejected { order_id, amount_cents, available_cents }
+                    CustomerEvent::CreditReservationRejected {
+                        order_id,
+                        amount_cents,
+                        available_cents,
+                    }
                 }])
             }
-            CustomerCommand::ReleaseCredit { order_id } => match self.credit_by_order.get(&order_id) {
-                Some(CreditHold::Reserved(amount_cents)) => {
-                    Ok(vec![CustomerEvent::CreditReleased { order_id, amount_cents: *amount_cents }])
+            CustomerCommand::ReleaseCredit { order_id } => {
+                match self.credit_by_order.get(&order_id) {
+                    Some(CreditHold::Reserved(amount_cents)) => {
+                        Ok(vec![CustomerEvent::CreditReleased {
+                            order_id,
+                            amount_cents: *amount_cents,
+                        }])
+                    }
+                    _ => Ok(vec![]), // nothing held: releasing is a no-op
                 }
-                _ => Ok(vec![]), // nothing held: releasing is a no-op
-            },
+            }
         }
     }
 
     fn evolve(mut self, event: &CustomerEvent) -> Self {
         match event {
-            CustomerEvent::CustomerRegistered { name, credit_limit_cents } => {
+            CustomerEvent::CustomerRegistered {
+                name,
+                credit_limit_cents,
+            } => {
                 self.registered = true;
                 self.name.clone_from(name);
                 self.credit_limit_cents = *credit_limit_cents;
             }
-            CustomerEvent::CreditReserved { order_id, amount_cents } => {
-                self.credit_by_order.insert(*order_id, CreditHold::Reserved(*amount_cents));
+            CustomerEvent::CreditReserved {
+                order_id,
+                amount_cents,
+            } => {
+                self.credit_by_order
+                    .insert(*order_id, CreditHold::Reserved(*amount_cents));
             }
-            CustomerEvent::CreditReservationRejected { order_id, amount_cents, .. } => {
-                self.credit_by_order.insert(*order_id, CreditHold::Refused(*amount_cents));
+            CustomerEvent::CreditReservationRejected {
+                order_id,
+                amount_cents,
+                ..
+            } => {
+                self.credit_by_order
+                    .insert(*order_id, CreditHold::Refused(*amount_cents));
             }
-            CustomerEvent::CreditReleased { order_id, amount_cents } => {
-                self.credit_by_order.insert(*order_id, CreditHold::Released(*amount_cents));
+            CustomerEvent::CreditReleased {
+                order_id,
+                amount_cents,
+            } => {
+                self.credit_by_order
+                    .insert(*order_id, CreditHold::Released(*amount_cents));
             }
         }
         self
@@ -156,19 +199,43 @@ mod tests {
 
     #[test]
     fn commands_on_an_unregistered_customer_are_not_found() {
-        let result = Customer::default().decide(CustomerCommand::ReleaseCredit { order_id: Uuid::nil() });
+        let result = Customer::default().decide(CustomerCommand::ReleaseCredit {
+            order_id: Uuid::nil(),
+        });
         assert_eq!(result, Err(DomainError::NotFound("customer")));
     }
 
     #[test]
     fn credit_is_reserved_up_to_the_limit_and_refused_beyond_it() {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        let (state, events) = run(registered(1_000), CustomerCommand::ReserveCredit { order_id: a, amount: cents(700) });
-        assert_eq!(events, vec![CustomerEvent::CreditReserved { order_id: a, amount_cents: 700 }]);
-        let (state, events) = run(state, CustomerCommand::ReserveCredit { order_id: b, amount: cents(301) });
+        let (state, events) = run(
+            registered(1_000),
+            CustomerCommand::ReserveCredit {
+                order_id: a,
+                amount: cents(700),
+            },
+        );
         assert_eq!(
             events,
-            vec![CustomerEvent::CreditReservationRejected { order_id: b, amount_cents: 301, available_cents: 300 }]
+            vec![CustomerEvent::CreditReserved {
+                order_id: a,
+                amount_cents: 700
+            }]
+        );
+        let (state, events) = run(
+            state,
+            CustomerCommand::ReserveCredit {
+                order_id: b,
+                amount: cents(301),
+            },
+        );
+        assert_eq!(
+            events,
+            vec![CustomerEvent::CreditReservationRejected {
+                order_id: b,
+                amount_cents: 301,
+                available_cents: 300
+            }]
         );
         assert_eq!(state.credit_reserved_cents(), 700);
         assert_eq!(state.credit_available_cents(), 300);
@@ -177,8 +244,20 @@ mod tests {
     #[test]
     fn a_repeated_reservation_for_the_same_order_appends_nothing() {
         let order = Uuid::new_v4();
-        let (state, _) = run(registered(1_000), CustomerCommand::ReserveCredit { order_id: order, amount: cents(100) });
-        let (state, events) = run(state, CustomerCommand::ReserveCredit { order_id: order, amount: cents(100) });
+        let (state, _) = run(
+            registered(1_000),
+            CustomerCommand::ReserveCredit {
+                order_id: order,
+                amount: cents(100),
+            },
+        );
+        let (state, events) = run(
+            state,
+            CustomerCommand::ReserveCredit {
+                order_id: order,
+                amount: cents(100),
+            },
+        );
         assert!(events.is_empty());
         assert_eq!(state.credit_reserved_cents(), 100);
     }
@@ -186,10 +265,28 @@ mod tests {
     #[test]
     fn released_credit_cannot_be_reserved_again_for_the_same_order() {
         let order = Uuid::new_v4();
-        let (state, _) = run(registered(1_000), CustomerCommand::ReserveCredit { order_id: order, amount: cents(100) });
+        let (state, _) = run(
+            registered(1_000),
+            CustomerCommand::ReserveCredit {
+                order_id: order,
+                amount: cents(100),
+            },
+        );
         let (state, events) = run(state, CustomerCommand::ReleaseCredit { order_id: order });
-        assert_eq!(events, vec![CustomerEvent::CreditReleased { order_id: order, amount_cents: 100 }]);
-        let (state, events) = run(state, CustomerCommand::ReserveCredit { order_id: order, amount: cents(100) });
+        assert_eq!(
+            events,
+            vec![CustomerEvent::CreditReleased {
+                order_id: order,
+                amount_cents: 100
+            }]
+        );
+        let (state, events) = run(
+            state,
+            CustomerCommand::ReserveCredit {
+                order_id: order,
+                amount: cents(100),
+            },
+        );
         assert!(events.is_empty());
         let (state, events) = run(state, CustomerCommand::ReleaseCredit { order_id: order });
         assert!(events.is_empty());

@@ -32,7 +32,9 @@ impl DomainError {
 }
 
 /// An event type of one aggregate, stored as (type name, schema version, JSON data).
-pub trait DomainEvent: Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync {
+pub trait DomainEvent:
+    Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync
+{
     /// The name stored in `events.event_type`.
     fn event_type(&self) -> &'static str;
 }

@@ -24,7 +24,13 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
-    pub const ALL: [Self; 5] = [Self::Pending, Self::Approved, Self::Rejected, Self::Cancelled, Self::Shipped];
+    pub const ALL: [Self; 5] = [
+        Self::Pending,
+        Self::Approved,
+        Self::Rejected,
+        Self::Cancelled,
+        Self::Shipped,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -36,7 +42,9 @@ impl OrderStatus {
         }
     }
     pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|status| status.as_str() == value)
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == value)
     }
 }
 
@@ -72,7 +80,10 @@ impl RequestedLines {
     pub fn parse(lines: &[(Uuid, i64)]) -> Result<Self, DomainError> {
         let mut errors = Vec::new();
         if lines.is_empty() || lines.len() > MAX_LINES {
-            errors.push(FieldError::new("lines", format!("must have 1 to {MAX_LINES} lines")));
+            errors.push(FieldError::new(
+                "lines",
+                format!("must have 1 to {MAX_LINES} lines"),
+            ));
         }
         let mut seen = HashSet::new();
         let mut parsed = Vec::with_capacity(lines.len());
@@ -88,7 +99,11 @@ impl RequestedLines {
                 Err(error) => errors.push(error),
             }
         }
-        if errors.is_empty() { Ok(Self(parsed)) } else { Err(DomainError::Invalid(errors)) }
+        if errors.is_empty() {
+            Ok(Self(parsed))
+        } else {
+            Err(DomainError::Invalid(errors))
+        }
     }
     pub fn iter(&self) -> impl Iterator<Item = &(Uuid, Quantity)> {
         self.0.iter()
@@ -98,20 +113,36 @@ impl RequestedLines {
 #[derive(Debug, Clone)]
 pub enum OrderCommand {
     /// `unit_prices` holds the catalog price of each requested line, in the same order.
-    Place { customer_id: Uuid, lines: RequestedLines, unit_prices: Vec<i64> },
+    Place {
+        customer_id: Uuid,
+        lines: RequestedLines,
+        unit_prices: Vec<i64>,
+    },
     Approve,
-    Reject { reason: RejectionReason },
-    Cancel { reason: Option<String> },
+    Reject {
+        reason: RejectionReason,
+    },
+    Cancel {
+        reason: Option<String>,
+    },
     Ship,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum OrderEvent {
-    OrderPlaced { customer_id: Uuid, lines: Vec<OrderLine>, total_cents: i64 },
+    OrderPlaced {
+        customer_id: Uuid,
+        lines: Vec<OrderLine>,
+        total_cents: i64,
+    },
     OrderApproved {},
-    OrderRejected { reason: RejectionReason },
-    OrderCancelled { reason: Option<String> },
+    OrderRejected {
+        reason: RejectionReason,
+    },
+    OrderCancelled {
+        reason: Option<String>,
+    },
     OrderShipped {},
 }
 
@@ -145,13 +176,19 @@ impl Aggregate for Order {
         }
         let status = self.status;
         match command {
-            OrderCommand::Place { customer_id, lines, unit_prices } => {
+            OrderCommand::Place {
+                customer_id,
+                lines,
+                unit_prices,
+            } => {
                 if self.placed {
                     return Err(DomainError::RuleViolated("the order already exists".into()));
                 }
                 place(customer_id, &lines, &unit_prices)
             }
-            OrderCommand::Approve if status == OrderStatus::Pending => Ok(vec![OrderEvent::OrderApproved {}]),
+            OrderCommand::Approve if status == OrderStatus::Pending => {
+                Ok(vec![OrderEvent::OrderApproved {}])
+            }
             OrderCommand::Reject { reason } if status == OrderStatus::Pending => {
                 Ok(vec![OrderEvent::OrderRejected { reason }])
             }
@@ -159,16 +196,24 @@ impl Aggregate for Order {
             OrderCommand::Cancel { reason } => match status {
                 OrderStatus::Pending | OrderStatus::Approved => {
                     if let Some(reason) = &reason
-                        && reason.chars().count() > MAX_CANCEL_REASON_CHARS
+                        && (reason.chars().count() > MAX_CANCEL_REASON_CHARS
+                            || reason
+                                .chars()
+                                .any(|c| c.is_control() && c != '\n' && c != '\t'))
                     {
                         return Err(DomainError::invalid(
                             "reason",
-                            format!("must be at most {MAX_CANCEL_REASON_CHARS} characters"),
+                            format!(
+                                "must be at most {MAX_CANCEL_REASON_CHARS} characters, without control characters"
+                            ),
                         ));
                     }
                     Ok(vec![OrderEvent::OrderCancelled { reason }])
                 }
-                other => Err(DomainError::RuleViolated(format!("a {} order cannot be cancelled", other.as_str()))),
+                other => Err(DomainError::RuleViolated(format!(
+                    "a {} order cannot be cancelled",
+                    other.as_str()
+                ))),
             },
             OrderCommand::Ship => match status {
                 OrderStatus::Approved => Ok(vec![OrderEvent::OrderShipped {}]),
@@ -182,7 +227,11 @@ impl Aggregate for Order {
 
     fn evolve(mut self, event: &OrderEvent) -> Self {
         match event {
-            OrderEvent::OrderPlaced { customer_id, lines, total_cents } => {
+            OrderEvent::OrderPlaced {
+                customer_id,
+                lines,
+                total_cents,
+            } => {
                 self.placed = true;
                 self.customer_id = *customer_id;
                 self.lines.clone_from(lines);
@@ -201,7 +250,11 @@ impl Aggregate for Order {
     }
 }
 
-fn place(customer_id: Uuid, lines: &RequestedLines, unit_prices: &[i64]) -> Result<Vec<OrderEvent>, DomainError> {
+fn place(
+    customer_id: Uuid,
+    lines: &RequestedLines,
+    unit_prices: &[i64],
+) -> Result<Vec<OrderEvent>, DomainError> {
     let lines: Vec<OrderLine> = lines
         .iter()
         .zip(unit_prices)
@@ -212,16 +265,26 @@ fn place(customer_id: Uuid, lines: &RequestedLines, unit_prices: &[i64]) -> Resu
         })
         .collect();
     if lines.len() != unit_prices.len() {
-        return Err(DomainError::invalid("lines", "every line needs a catalog price"));
+        return Err(DomainError::invalid(
+            "lines",
+            "every line needs a catalog price",
+        ));
     }
     let total = lines.iter().try_fold(0i64, |sum, line| {
-        line.unit_price_cents.checked_mul(line.quantity).and_then(|amount| sum.checked_add(amount))
+        line.unit_price_cents
+            .checked_mul(line.quantity)
+            .and_then(|amount| sum.checked_add(amount))
     });
     match total {
-        Some(total_cents) if total_cents <= MAX_CENTS => {
-            Ok(vec![OrderEvent::OrderPlaced { customer_id, lines, total_cents }])
-        }
-        _ => Err(DomainError::invalid("lines", format!("the order total must not exceed {MAX_CENTS} cents"))),
+        Some(total_cents) if total_cents <= MAX_CENTS => Ok(vec![OrderEvent::OrderPlaced {
+            customer_id,
+            lines,
+            total_cents,
+        }]),
+        _ => Err(DomainError::invalid(
+            "lines",
+            format!("the order total must not exceed {MAX_CENTS} cents"),
+        )),
     }
 }
 
@@ -230,9 +293,14 @@ mod tests {
     use super::*;
 
     fn placed() -> Order {
-        let lines = RequestedLines::parse(&[(Uuid::new_v4(), 2), (Uuid::new_v4(), 1)]).expect("valid lines");
+        let lines = RequestedLines::parse(&[(Uuid::new_v4(), 2), (Uuid::new_v4(), 1)])
+            .expect("valid lines");
         let events = Order::default()
-            .decide(OrderCommand::Place { customer_id: Uuid::new_v4(), lines, unit_prices: vec![150, 1_000] })
+            .decide(OrderCommand::Place {
+                customer_id: Uuid::new_v4(),
+                lines,
+                unit_prices: vec![150, 1_000],
+            })
             .expect("placed");
         Order::default().fold(&events)
     }
@@ -252,7 +320,9 @@ mod tests {
     #[test]
     fn requested_lines_must_be_distinct_positive_and_at_most_fifty() {
         let product = Uuid::new_v4();
-        let Err(DomainError::Invalid(errors)) = RequestedLines::parse(&[(product, 1), (product, 0)]) else {
+        let Err(DomainError::Invalid(errors)) =
+            RequestedLines::parse(&[(product, 1), (product, 0)])
+        else {
             panic!("duplicate product and zero quantity must be refused");
         };
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -269,10 +339,28 @@ mod tests {
             (Pending, OrderCommand::Approve, Ok(1)),
             (Approved, OrderCommand::Approve, Ok(0)),
             (Cancelled, OrderCommand::Approve, Ok(0)),
-            (Pending, OrderCommand::Reject { reason: RejectionReason::InsufficientStock }, Ok(1)),
-            (Cancelled, OrderCommand::Reject { reason: RejectionReason::InsufficientStock }, Ok(0)),
+            (
+                Pending,
+                OrderCommand::Reject {
+                    reason: RejectionReason::InsufficientStock,
+                },
+                Ok(1),
+            ),
+            (
+                Cancelled,
+                OrderCommand::Reject {
+                    reason: RejectionReason::InsufficientStock,
+                },
+                Ok(0),
+            ),
             (Pending, OrderCommand::Cancel { reason: None }, Ok(1)),
-            (Approved, OrderCommand::Cancel { reason: Some("changed my mind".into()) }, Ok(1)),
+            (
+                Approved,
+                OrderCommand::Cancel {
+                    reason: Some("changed my mind".into()),
+                },
+                Ok(1),
+            ),
             (Shipped, OrderCommand::Cancel { reason: None }, Err(())),
             (Rejected, OrderCommand::Cancel { reason: None }, Err(())),
             (Cancelled, OrderCommand::Cancel { reason: None }, Err(())),
@@ -281,20 +369,34 @@ mod tests {
         ];
         for (status, command, expected) in cases {
             let state = Order { status, ..placed() };
-            let outcome = state.decide(command.clone()).map(|events| events.len()).map_err(|_| ());
+            let outcome = state
+                .decide(command.clone())
+                .map(|events| events.len())
+                .map_err(|_| ());
             assert_eq!(outcome, expected, "{status:?} + {command:?}");
         }
     }
 
     #[test]
     fn rejection_records_its_reason() {
-        let order = with(placed(), OrderEvent::OrderRejected { reason: RejectionReason::CreditLimitExceeded });
+        let order = with(
+            placed(),
+            OrderEvent::OrderRejected {
+                reason: RejectionReason::CreditLimitExceeded,
+            },
+        );
         assert_eq!(order.status, OrderStatus::Rejected);
-        assert_eq!(order.rejection_reason, Some(RejectionReason::CreditLimitExceeded));
+        assert_eq!(
+            order.rejection_reason,
+            Some(RejectionReason::CreditLimitExceeded)
+        );
     }
 
     #[test]
     fn commands_on_a_missing_order_are_not_found() {
-        assert_eq!(Order::default().decide(OrderCommand::Ship), Err(DomainError::NotFound("order")));
+        assert_eq!(
+            Order::default().decide(OrderCommand::Ship),
+            Err(DomainError::NotFound("order"))
+        );
     }
 }

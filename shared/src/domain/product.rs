@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Aggregate, Cents, DomainError, DomainEvent, Name, Quantity, Sku, values::MAX_QUANTITY};
+use super::{
+    Aggregate, Cents, DomainError, DomainEvent, Name, Quantity, Sku, values::MAX_QUANTITY,
+};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Product {
@@ -32,7 +34,13 @@ impl Product {
     pub fn stock_reserved(&self) -> i64 {
         self.stock_by_order
             .values()
-            .map(|hold| if let StockHold::Reserved(quantity) = hold { *quantity } else { 0 })
+            .map(|hold| {
+                if let StockHold::Reserved(quantity) = hold {
+                    *quantity
+                } else {
+                    0
+                }
+            })
             .sum()
     }
     pub fn stock_available(&self) -> i64 {
@@ -42,22 +50,56 @@ impl Product {
 
 #[derive(Debug, Clone)]
 pub enum ProductCommand {
-    Add { sku: Sku, name: Name, price: Cents, stock: i64 },
-    Restock { quantity: Quantity },
-    ReserveStock { order_id: Uuid, quantity: Quantity },
-    ReleaseStock { order_id: Uuid },
-    ShipStock { order_id: Uuid },
+    Add {
+        sku: Sku,
+        name: Name,
+        price: Cents,
+        stock: i64,
+    },
+    Restock {
+        quantity: Quantity,
+    },
+    ReserveStock {
+        order_id: Uuid,
+        quantity: Quantity,
+    },
+    ReleaseStock {
+        order_id: Uuid,
+    },
+    ShipStock {
+        order_id: Uuid,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum ProductEvent {
-    ProductAdded { sku: String, name: String, price_cents: i64, stock: i64 },
-    ProductRestocked { quantity: i64 },
-    StockReserved { order_id: Uuid, quantity: i64 },
-    StockReservationRejected { order_id: Uuid, quantity: i64, available: i64 },
-    StockReleased { order_id: Uuid, quantity: i64 },
-    StockShipped { order_id: Uuid, quantity: i64 },
+    ProductAdded {
+        sku: String,
+        name: String,
+        price_cents: i64,
+        stock: i64,
+    },
+    ProductRestocked {
+        quantity: i64,
+    },
+    StockReserved {
+        order_id: Uuid,
+        quantity: i64,
+    },
+    StockReservationRejected {
+        order_id: Uuid,
+        quantity: i64,
+        available: i64,
+    },
+    StockReleased {
+        order_id: Uuid,
+        quantity: i64,
+    },
+    StockShipped {
+        order_id: Uuid,
+        quantity: i64,
+    },
 }
 
 impl DomainEvent for ProductEvent {
@@ -88,12 +130,22 @@ impl Aggregate for Product {
             return Err(DomainError::NotFound(Self::STREAM_TYPE));
         }
         match command {
-            ProductCommand::Add { sku, name, price, stock } => {
+            ProductCommand::Add {
+                sku,
+                name,
+                price,
+                stock,
+            } => {
                 if self.added {
-                    return Err(DomainError::RuleViolated("the product already exists".into()));
+                    return Err(DomainError::RuleViolated(
+                        "the product already exists".into(),
+                    ));
                 }
                 if !(0..=MAX_QUANTITY).contains(&stock) {
-                    return Err(DomainError::invalid("stock", format!("must be between 0 and {MAX_QUANTITY}")));
+                    return Err(DomainError::invalid(
+                        "stock",
+                        format!("must be between 0 and {MAX_QUANTITY}"),
+                    ));
                 }
                 Ok(vec![ProductEvent::ProductAdded {
                     sku: sku.as_str().to_owned(),
@@ -108,7 +160,9 @@ impl Aggregate for Product {
                         "restocking would exceed the maximum stock of {MAX_QUANTITY}"
                     )));
                 }
-                Ok(vec![ProductEvent::ProductRestocked { quantity: quantity.get() }])
+                Ok(vec![ProductEvent::ProductRestocked {
+                    quantity: quantity.get(),
+                }])
             }
             ProductCommand::ReserveStock { order_id, quantity } => {
                 if self.stock_by_order.contains_key(&order_id) {
@@ -118,28 +172,41 @@ impl Aggregate for Product {
                 Ok(vec![if quantity <= available {
                     ProductEvent::StockReserved { order_id, quantity }
                 } else {
-                    ProductEvent::StockReservationRejected { order_id, quantity, available }
+                    ProductEvent::StockReservationRejected {
+                        order_id,
+                        quantity,
+                        available,
+                    }
                 }])
             }
             ProductCommand::ReleaseStock { order_id } => match self.stock_by_order.get(&order_id) {
-                Some(StockHold::Reserved(quantity)) => {
-                    Ok(vec![ProductEvent::StockReleased { order_id, quantity: *quantity }])
-                }
+                Some(StockHold::Reserved(quantity)) => Ok(vec![ProductEvent::StockReleased {
+                    order_id,
+                    quantity: *quantity,
+                }]),
                 _ => Ok(vec![]),
             },
             ProductCommand::ShipStock { order_id } => match self.stock_by_order.get(&order_id) {
-                Some(StockHold::Reserved(quantity)) => {
-                    Ok(vec![ProductEvent::StockShipped { order_id, quantity: *quantity }])
-                }
+                Some(StockHold::Reserved(quantity)) => Ok(vec![ProductEvent::StockShipped {
+                    order_id,
+                    quantity: *quantity,
+                }]),
                 Some(StockHold::Shipped(_)) => Ok(vec![]),
-                _ => Err(DomainError::RuleViolated("no stock is reserved for this order".into())),
+                _ => Err(DomainError::RuleViolated(
+                    "no stock is reserved for this order".into(),
+                )),
             },
         }
     }
 
     fn evolve(mut self, event: &ProductEvent) -> Self {
         match event {
-            ProductEvent::ProductAdded { sku, name, price_cents, stock } => {
+            ProductEvent::ProductAdded {
+                sku,
+                name,
+                price_cents,
+                stock,
+            } => {
                 self.added = true;
                 self.sku.clone_from(sku);
                 self.name.clone_from(name);
@@ -148,17 +215,23 @@ impl Aggregate for Product {
             }
             ProductEvent::ProductRestocked { quantity } => self.stock_on_hand += quantity,
             ProductEvent::StockReserved { order_id, quantity } => {
-                self.stock_by_order.insert(*order_id, StockHold::Reserved(*quantity));
+                self.stock_by_order
+                    .insert(*order_id, StockHold::Reserved(*quantity));
             }
-            ProductEvent::StockReservationRejected { order_id, quantity, .. } => {
-                self.stock_by_order.insert(*order_id, StockHold::Refused(*quantity));
+            ProductEvent::StockReservationRejected {
+                order_id, quantity, ..
+            } => {
+                self.stock_by_order
+                    .insert(*order_id, StockHold::Refused(*quantity));
             }
             ProductEvent::StockReleased { order_id, quantity } => {
-                self.stock_by_order.insert(*order_id, StockHold::Released(*quantity));
+                self.stock_by_order
+                    .insert(*order_id, StockHold::Released(*quantity));
             }
             ProductEvent::StockShipped { order_id, quantity } => {
                 self.stock_on_hand -= quantity;
-                self.stock_by_order.insert(*order_id, StockHold::Shipped(*quantity));
+                self.stock_by_order
+                    .insert(*order_id, StockHold::Shipped(*quantity));
             }
         }
         self
@@ -190,24 +263,80 @@ mod tests {
     #[test]
     fn reservations_take_from_available_stock_and_refuse_beyond_it() {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        let (state, events) = run(product(5), ProductCommand::ReserveStock { order_id: a, quantity: qty(3) });
-        assert_eq!(events, vec![ProductEvent::StockReserved { order_id: a, quantity: 3 }]);
-        let (state, events) = run(state, ProductCommand::ReserveStock { order_id: b, quantity: qty(3) });
-        assert_eq!(events, vec![ProductEvent::StockReservationRejected { order_id: b, quantity: 3, available: 2 }]);
-        assert_eq!((state.stock_on_hand, state.stock_reserved(), state.stock_available()), (5, 3, 2));
+        let (state, events) = run(
+            product(5),
+            ProductCommand::ReserveStock {
+                order_id: a,
+                quantity: qty(3),
+            },
+        );
+        assert_eq!(
+            events,
+            vec![ProductEvent::StockReserved {
+                order_id: a,
+                quantity: 3
+            }]
+        );
+        let (state, events) = run(
+            state,
+            ProductCommand::ReserveStock {
+                order_id: b,
+                quantity: qty(3),
+            },
+        );
+        assert_eq!(
+            events,
+            vec![ProductEvent::StockReservationRejected {
+                order_id: b,
+                quantity: 3,
+                available: 2
+            }]
+        );
+        assert_eq!(
+            (
+                state.stock_on_hand,
+                state.stock_reserved(),
+                state.stock_available()
+            ),
+            (5, 3, 2)
+        );
     }
 
     #[test]
     fn a_retried_reservation_or_release_appends_nothing() {
         let order = Uuid::new_v4();
-        let (state, _) = run(product(5), ProductCommand::ReserveStock { order_id: order, quantity: qty(2) });
-        let (state, events) = run(state, ProductCommand::ReserveStock { order_id: order, quantity: qty(2) });
+        let (state, _) = run(
+            product(5),
+            ProductCommand::ReserveStock {
+                order_id: order,
+                quantity: qty(2),
+            },
+        );
+        let (state, events) = run(
+            state,
+            ProductCommand::ReserveStock {
+                order_id: order,
+                quantity: qty(2),
+            },
+        );
         assert!(events.is_empty());
         let (state, events) = run(state, ProductCommand::ReleaseStock { order_id: order });
-        assert_eq!(events, vec![ProductEvent::StockReleased { order_id: order, quantity: 2 }]);
+        assert_eq!(
+            events,
+            vec![ProductEvent::StockReleased {
+                order_id: order,
+                quantity: 2
+            }]
+        );
         let (state, events) = run(state, ProductCommand::ReleaseStock { order_id: order });
         assert!(events.is_empty());
-        let (state, events) = run(state, ProductCommand::ReserveStock { order_id: order, quantity: qty(2) });
+        let (state, events) = run(
+            state,
+            ProductCommand::ReserveStock {
+                order_id: order,
+                quantity: qty(2),
+            },
+        );
         assert!(events.is_empty(), "a released order never reserves again");
         assert_eq!(state.stock_available(), 5);
     }
@@ -215,10 +344,29 @@ mod tests {
     #[test]
     fn shipping_moves_reserved_stock_out_of_the_shop() {
         let order = Uuid::new_v4();
-        let (state, _) = run(product(5), ProductCommand::ReserveStock { order_id: order, quantity: qty(2) });
+        let (state, _) = run(
+            product(5),
+            ProductCommand::ReserveStock {
+                order_id: order,
+                quantity: qty(2),
+            },
+        );
         let (state, events) = run(state, ProductCommand::ShipStock { order_id: order });
-        assert_eq!(events, vec![ProductEvent::StockShipped { order_id: order, quantity: 2 }]);
-        assert_eq!((state.stock_on_hand, state.stock_reserved(), state.stock_available()), (3, 0, 3));
+        assert_eq!(
+            events,
+            vec![ProductEvent::StockShipped {
+                order_id: order,
+                quantity: 2
+            }]
+        );
+        assert_eq!(
+            (
+                state.stock_on_hand,
+                state.stock_reserved(),
+                state.stock_available()
+            ),
+            (3, 0, 3)
+        );
         let (_, events) = run(state, ProductCommand::ShipStock { order_id: order });
         assert!(events.is_empty());
     }

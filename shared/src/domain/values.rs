@@ -13,7 +13,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -31,7 +34,10 @@ impl Cents {
         if (0..=MAX_CENTS).contains(&value) {
             Ok(Self(value))
         } else {
-            Err(FieldError::new(field, format!("must be between 0 and {MAX_CENTS} cents")))
+            Err(FieldError::new(
+                field,
+                format!("must be between 0 and {MAX_CENTS} cents"),
+            ))
         }
     }
     pub fn get(self) -> i64 {
@@ -48,7 +54,10 @@ impl Quantity {
         if (1..=MAX_QUANTITY).contains(&value) {
             Ok(Self(value))
         } else {
-            Err(FieldError::new(field, format!("must be between 1 and {MAX_QUANTITY}")))
+            Err(FieldError::new(
+                field,
+                format!("must be between 1 and {MAX_QUANTITY}"),
+            ))
         }
     }
     pub fn get(self) -> i64 {
@@ -69,10 +78,16 @@ impl Name {
             return Err(FieldError::new(field, "must not be empty"));
         }
         if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(FieldError::new(field, format!("must be at most {} characters", Self::MAX_CHARS)));
+            return Err(FieldError::new(
+                field,
+                format!("must be at most {} characters", Self::MAX_CHARS),
+            ));
         }
         if trimmed.chars().any(char::is_control) {
-            return Err(FieldError::new(field, "must not contain control characters"));
+            return Err(FieldError::new(
+                field,
+                "must not contain control characters",
+            ));
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -93,7 +108,10 @@ impl Sku {
         if value.is_empty() || value.len() > Self::MAX_CHARS || !value.chars().all(valid_char) {
             return Err(FieldError::new(
                 field,
-                format!("must be 1 to {} characters of A-Z, a-z, 0-9, '.', '_' or '-'", Self::MAX_CHARS),
+                format!(
+                    "must be 1 to {} characters of A-Z, a-z, 0-9, '.', '_' or '-'",
+                    Self::MAX_CHARS
+                ),
             ));
         }
         Ok(Self(value.to_owned()))
@@ -113,15 +131,21 @@ mod tests {
 
     #[test]
     fn values_refuse_out_of_range_input_and_name_the_field() {
-        assert_eq!(Cents::parse("price_cents", -1).unwrap_err().field, "price_cents");
+        assert_eq!(
+            Cents::parse("price_cents", -1).map_err(|e| e.field),
+            Err("price_cents".to_owned())
+        );
         assert!(Cents::parse("price_cents", 0).is_ok());
         assert!(Quantity::parse("quantity", 0).is_err());
         assert!(Quantity::parse("quantity", MAX_QUANTITY + 1).is_err());
-        assert_eq!(Name::parse("name", "  Ada  ").unwrap().as_str(), "Ada");
+        assert_eq!(
+            Name::parse("name", "  Ada  ").expect("valid").as_str(),
+            "Ada"
+        );
         assert!(Name::parse("name", "   ").is_err());
         assert!(Name::parse("name", &"x".repeat(201)).is_err());
         assert!(Sku::parse("sku", "ABC-1.x_2").is_ok());
         assert!(Sku::parse("sku", "has space").is_err());
-        assert_eq!(Sku::parse("sku", "AbC").unwrap().unique_key(), "abc");
+        assert_eq!(Sku::parse("sku", "AbC").expect("valid").unique_key(), "abc");
     }
 }

@@ -36,7 +36,8 @@ pub async fn append_to_stream<E: DomainEvent>(
         types.push(event_type);
         payloads.push(data);
     }
-    let metadata = serde_json::to_value(metadata).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    let metadata =
+        serde_json::to_value(metadata).map_err(|error| StoreError::Corrupt(error.to_string()))?;
     let positions: Vec<i64> = sqlx::query_scalar(
         "INSERT INTO events (stream_id, stream_type, stream_version, event_type, schema_version, data, metadata)
          SELECT $1, $2, e.version, e.event_type, e.schema_version, e.data, $3

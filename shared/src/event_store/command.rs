@@ -21,7 +21,11 @@ pub enum CommandError {
     Rejected(#[from] DomainError),
     /// `If-Match` named a version the aggregate is no longer (or not yet) at.
     #[error("the {stream_type} is at version {actual}, not {expected}")]
-    VersionMismatch { stream_type: &'static str, expected: i64, actual: i64 },
+    VersionMismatch {
+        stream_type: &'static str,
+        expected: i64,
+        actual: i64,
+    },
     /// A concurrent write won, or a unique value is taken.
     #[error("{0}")]
     Conflict(String),
@@ -102,20 +106,42 @@ where
         && loaded.state.exists()
         && expected != loaded.version
     {
-        return Err(CommandError::VersionMismatch { stream_type: A::STREAM_TYPE, expected, actual: loaded.version });
+        return Err(CommandError::VersionMismatch {
+            stream_type: A::STREAM_TYPE,
+            expected,
+            actual: loaded.version,
+        });
     }
     let events = decide(&loaded.state)?;
     if events.is_empty() {
-        return Ok(Executed { loaded, events, last_position: None });
+        return Ok(Executed {
+            loaded,
+            events,
+            last_position: None,
+        });
     }
     let version_before = loaded.version;
-    let appended =
-        append_to_stream(conn, stream_id, A::STREAM_TYPE, version_before, &events, &options.metadata).await?;
-    let loaded = Loaded { state: loaded.state.fold(&events), version: appended.version };
+    let appended = append_to_stream(
+        conn,
+        stream_id,
+        A::STREAM_TYPE,
+        version_before,
+        &events,
+        &options.metadata,
+    )
+    .await?;
+    let loaded = Loaded {
+        state: loaded.state.fold(&events),
+        version: appended.version,
+    };
     if snapshot::is_due(version_before, appended.version, options.snapshot_every) {
         snapshot::write(conn, stream_id, &loaded).await?;
     }
-    Ok(Executed { loaded, events, last_position: Some(appended.last_position) })
+    Ok(Executed {
+        loaded,
+        events,
+        last_position: Some(appended.last_position),
+    })
 }
 
 /// Runs a command in its own transaction, with idempotency, claims and retries, and returns
@@ -136,11 +162,17 @@ where
     loop {
         attempt += 1;
         match try_once(pool, stream_id, options, &decide, &respond).await {
-            Err(CommandError::Store(StoreError::VersionConflict { .. })) if options.expected_version.is_some() => {
+            Err(CommandError::Store(StoreError::VersionConflict { .. }))
+                if options.expected_version.is_some() =>
+            {
                 // The client pinned a version and a concurrent writer moved past it.
                 let actual = current_version(pool, stream_id).await?;
                 let expected = options.expected_version.unwrap_or_default();
-                return Err(CommandError::VersionMismatch { stream_type: A::STREAM_TYPE, expected, actual });
+                return Err(CommandError::VersionMismatch {
+                    stream_type: A::STREAM_TYPE,
+                    expected,
+                    actual,
+                });
             }
             Err(CommandError::Store(error)) if error.is_transient() && attempt < MAX_ATTEMPTS => {
                 tracing::debug!(%stream_id, attempt, %error, "retrying a command");
@@ -173,7 +205,10 @@ where
     if let Some(idempotency) = &options.idempotency
         && let Some(stored) = find_idempotent_response(&mut tx, idempotency).await?
     {
-        return Ok(CommandReply { response: stored, replayed: true });
+        return Ok(CommandReply {
+            response: stored,
+            replayed: true,
+        });
     }
     let executed = execute_in_tx::<A, _>(&mut tx, stream_id, options, decide).await?;
     for claim in &options.claims {
@@ -184,7 +219,10 @@ where
         store_idempotent_response(&mut tx, idempotency, &response).await?;
     }
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(CommandReply { response, replayed: false })
+    Ok(CommandReply {
+        response,
+        replayed: false,
+    })
 }
 
 /// Serialises requests that share a key (the lock lasts until the transaction ends), then
@@ -207,7 +245,9 @@ async fn find_idempotent_response(
             .map_err(StoreError::from)?;
     match stored {
         None => Ok(None),
-        Some((request, _)) if request != idempotency.fingerprint => Err(CommandError::IdempotencyKeyReused),
+        Some((request, _)) if request != idempotency.fingerprint => {
+            Err(CommandError::IdempotencyKeyReused)
+        }
         Some((_, response)) => serde_json::from_value(response)
             .map(Some)
             .map_err(|error| CommandError::Store(StoreError::Corrupt(error.to_string()))),
@@ -219,7 +259,8 @@ async fn store_idempotent_response(
     idempotency: &IdempotencyRequest,
     response: &StoredResponse,
 ) -> Result<(), CommandError> {
-    let response = serde_json::to_value(response).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    let response =
+        serde_json::to_value(response).map_err(|error| StoreError::Corrupt(error.to_string()))?;
     sqlx::query("INSERT INTO idempotency_keys (key, request, response) VALUES ($1, $2, $3)")
         .bind(&idempotency.key)
         .bind(&idempotency.fingerprint)
@@ -232,7 +273,11 @@ async fn store_idempotent_response(
 
 /// Claims a unique value; a concurrent claim of the same value waits for this transaction and
 /// then finds the value taken, so of two racing creates exactly one succeeds.
-async fn claim_unique(conn: &mut PgConnection, claim: &UniqueClaim, stream_id: Uuid) -> Result<(), CommandError> {
+async fn claim_unique(
+    conn: &mut PgConnection,
+    claim: &UniqueClaim,
+    stream_id: Uuid,
+) -> Result<(), CommandError> {
     let inserted = sqlx::query(
         "INSERT INTO unique_claims (kind, value, stream_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )
@@ -243,15 +288,20 @@ async fn claim_unique(conn: &mut PgConnection, claim: &UniqueClaim, stream_id: U
     .await
     .map_err(StoreError::from)?
     .rows_affected();
-    if inserted == 0 { Err(CommandError::Conflict(claim.taken_message.clone())) } else { Ok(()) }
+    if inserted == 0 {
+        Err(CommandError::Conflict(claim.taken_message.clone()))
+    } else {
+        Ok(())
+    }
 }
 
 async fn current_version(pool: &PgPool, stream_id: Uuid) -> Result<i64, CommandError> {
-    let version: Option<i64> = sqlx::query_scalar("SELECT max(stream_version) FROM events WHERE stream_id = $1")
-        .bind(stream_id)
-        .fetch_one(pool)
-        .await
-        .map_err(StoreError::from)?;
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT max(stream_version) FROM events WHERE stream_id = $1")
+            .bind(stream_id)
+            .fetch_one(pool)
+            .await
+            .map_err(StoreError::from)?;
     Ok(version.unwrap_or(0))
 }
 

@@ -34,7 +34,10 @@ pub async fn load_aggregate<A: Aggregate>(
     } else {
         None
     }
-    .unwrap_or(Loaded { state: A::default(), version: 0 });
+    .unwrap_or(Loaded {
+        state: A::default(),
+        version: 0,
+    });
 
     let rows: Vec<StoredEventRow> = sqlx::query_as(
         "SELECT stream_version, event_type, schema_version, data FROM events
@@ -47,9 +50,13 @@ pub async fn load_aggregate<A: Aggregate>(
 
     let mut loaded = start;
     for row in rows {
-        let data = upcast::upcast(&row.event_type, row.schema_version, row.data).map_err(StoreError::Corrupt)?;
+        let data = upcast::upcast(&row.event_type, row.schema_version, row.data)
+            .map_err(StoreError::Corrupt)?;
         let event = event_from_parts::<A::Event>(&row.event_type, &data).map_err(|error| {
-            StoreError::Corrupt(format!("{} v{} of {stream_id}: {error}", row.event_type, row.stream_version))
+            StoreError::Corrupt(format!(
+                "{} v{} of {stream_id}: {error}",
+                row.event_type, row.stream_version
+            ))
         })?;
         loaded.state = loaded.state.evolve(&event);
         loaded.version = row.stream_version;

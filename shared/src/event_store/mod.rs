@@ -11,11 +11,13 @@ pub mod upcast;
 
 pub use append::{AppendedEvents, append_to_stream};
 pub use command::{
-    CommandError, CommandOptions, CommandReply, Executed, backoff, IdempotencyRequest, StoredResponse, UniqueClaim, execute_in_tx,
-    run_command,
+    CommandError, CommandOptions, CommandReply, Executed, IdempotencyRequest, StoredResponse,
+    UniqueClaim, backoff, execute_in_tx, run_command,
 };
 pub use load::{Loaded, load_aggregate};
-pub use tail::{TailBatch, count_events_after, ensure_positions_move_forward, head_position, read_after};
+pub use tail::{
+    TailBatch, count_events_after, ensure_positions_move_forward, head_position, read_after,
+};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -52,12 +54,17 @@ impl RecordedEvent {
     /// Decodes the (already upcast) data into the event type of its aggregate.
     pub fn decode<E: crate::domain::DomainEvent>(&self) -> Result<E, StoreError> {
         crate::domain::event_from_parts(&self.event_type, &self.data).map_err(|error| {
-            StoreError::Corrupt(format!("{} at position {}: {error}", self.event_type, self.position))
+            StoreError::Corrupt(format!(
+                "{} at position {}: {error}",
+                self.event_type, self.position
+            ))
         })
     }
 
     pub fn correlation_id(&self) -> Option<&str> {
-        self.metadata.get("correlation_id").and_then(serde_json::Value::as_str)
+        self.metadata
+            .get("correlation_id")
+            .and_then(serde_json::Value::as_str)
     }
 }
 
@@ -91,9 +98,15 @@ impl StoreError {
 /// Connection loss, pool exhaustion, serialization failures and deadlocks pass with time.
 pub fn is_transient_database_error(error: &sqlx::Error) -> bool {
     match error {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => {
-            matches!(db.code().as_deref(), Some("40001" | "40P01" | "57P01" | "57P03" | "08006" | "08003" | "08001"))
+            matches!(
+                db.code().as_deref(),
+                Some("40001" | "40P01" | "57P01" | "57P03" | "08006" | "08003" | "08001")
+            )
         }
         _ => false,
     }

@@ -21,13 +21,15 @@ pub(super) async fn read<A: Aggregate>(
     .bind(A::SNAPSHOT_SCHEMA)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.and_then(|(version, state)| match serde_json::from_value::<A>(state) {
-        Ok(state) => Some(Loaded { state, version }),
-        Err(error) => {
-            tracing::warn!(%stream_id, %error, "ignoring a snapshot that no longer decodes");
-            None
-        }
-    }))
+    Ok(row.and_then(
+        |(version, state)| match serde_json::from_value::<A>(state) {
+            Ok(state) => Some(Loaded { state, version }),
+            Err(error) => {
+                tracing::warn!(%stream_id, %error, "ignoring a snapshot that no longer decodes");
+                None
+            }
+        },
+    ))
 }
 
 /// True when appending moved the stream across a multiple of `every`.
@@ -40,7 +42,8 @@ pub(super) async fn write<A: Aggregate>(
     stream_id: Uuid,
     loaded: &Loaded<A>,
 ) -> Result<(), StoreError> {
-    let state = serde_json::to_value(&loaded.state).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    let state = serde_json::to_value(&loaded.state)
+        .map_err(|error| StoreError::Corrupt(error.to_string()))?;
     sqlx::query(
         "INSERT INTO snapshots (stream_id, stream_type, stream_version, schema_version, state)
          VALUES ($1, $2, $3, $4, $5)

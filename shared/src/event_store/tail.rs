@@ -20,7 +20,11 @@ pub struct TailBatch {
 /// Reads up to `limit` events with `position > after`, in position order, upcast to the current
 /// schema. Run it before the reading transaction writes anything: a transaction that holds an
 /// xid holds the horizon at or below itself.
-pub async fn read_after(conn: &mut PgConnection, after: i64, limit: i64) -> Result<TailBatch, StoreError> {
+pub async fn read_after(
+    conn: &mut PgConnection,
+    after: i64,
+    limit: i64,
+) -> Result<TailBatch, StoreError> {
     let mut events: Vec<RecordedEvent> = sqlx::query_as(
         "SELECT position, stream_id, stream_type, stream_version, event_type, schema_version, data, metadata, recorded_at
          FROM events
@@ -35,7 +39,8 @@ pub async fn read_after(conn: &mut PgConnection, after: i64, limit: i64) -> Resu
     .await?;
     for event in &mut events {
         let data = std::mem::take(&mut event.data);
-        event.data = upcast::upcast(&event.event_type, event.schema_version, data).map_err(StoreError::Corrupt)?;
+        event.data = upcast::upcast(&event.event_type, event.schema_version, data)
+            .map_err(StoreError::Corrupt)?;
         event.schema_version = upcast::current_schema_version(&event.event_type);
     }
     Ok(TailBatch { events })
@@ -43,18 +48,30 @@ pub async fn read_after(conn: &mut PgConnection, after: i64, limit: i64) -> Resu
 
 /// The position of the newest committed event (0 when the log is empty).
 pub async fn head_position<'e>(executor: impl PgExecutor<'e>) -> Result<i64, StoreError> {
-    let head: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events").fetch_one(executor).await?;
+    let head: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events")
+        .fetch_one(executor)
+        .await?;
     Ok(head.unwrap_or(0))
 }
 
 /// How many committed events lie after `position`: a projection's lag in events.
-pub async fn count_events_after<'e>(executor: impl PgExecutor<'e>, position: i64) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM events WHERE position > $1").bind(position).fetch_one(executor).await?)
+pub async fn count_events_after<'e>(
+    executor: impl PgExecutor<'e>,
+    position: i64,
+) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE position > $1")
+            .bind(position)
+            .fetch_one(executor)
+            .await?,
+    )
 }
 
 /// Transaction ids restart in a new cluster (e.g. after a logical dump and restore), which
 /// would put new events below old positions and break every checkpoint. Refuse to run then.
-pub async fn ensure_positions_move_forward<'e>(executor: impl PgExecutor<'e>) -> Result<(), StoreError> {
+pub async fn ensure_positions_move_forward<'e>(
+    executor: impl PgExecutor<'e>,
+) -> Result<(), StoreError> {
     let (newest_xid, current_xid): (Option<i64>, i64) = sqlx::query_as(
         "SELECT (SELECT max(position) >> 20 FROM events),
                 pg_snapshot_xmax(pg_current_snapshot())::text::bigint",

@@ -36,7 +36,9 @@ fn upcast_one_step(event_type: &str, from_version: i32, data: Value) -> Result<V
                 .get("credit_limit")
                 .and_then(Value::as_i64)
                 .ok_or("CustomerRegistered v1 without an integer credit_limit")?;
-            Ok(json!({ "name": data.get("name").cloned().unwrap_or(Value::Null), "credit_limit_cents": units * 100 }))
+            Ok(
+                json!({ "name": data.get("name").cloned().unwrap_or(Value::Null), "credit_limit_cents": units * 100 }),
+            )
         }
         _ => Err(format!("no upcaster for {event_type} v{from_version}")),
     }
@@ -50,13 +52,19 @@ mod tests {
     fn customer_registered_v1_whole_units_become_cents() {
         let v1 = json!({ "name": "Ada", "credit_limit": 25 });
         let current = upcast("CustomerRegistered", 1, v1).expect("upcast");
-        assert_eq!(current, json!({ "name": "Ada", "credit_limit_cents": 2_500 }));
+        assert_eq!(
+            current,
+            json!({ "name": "Ada", "credit_limit_cents": 2_500 })
+        );
     }
 
     #[test]
     fn current_events_pass_through_and_future_ones_are_refused() {
         let data = json!({ "quantity": 3 });
-        assert_eq!(upcast("ProductRestocked", 1, data.clone()), Ok(data.clone()));
+        assert_eq!(
+            upcast("ProductRestocked", 1, data.clone()),
+            Ok(data.clone())
+        );
         assert!(upcast("ProductRestocked", 2, data).is_err());
     }
 }

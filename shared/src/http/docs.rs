@@ -10,5 +10,7 @@ pub fn configure_api_docs(cfg: &mut web::ServiceConfig, openapi: utoipa::openapi
 }
 
 async fn redirect_to_swagger_ui() -> HttpResponse {
-    HttpResponse::PermanentRedirect().insert_header(("Location", "/swagger-ui/")).finish()
+    HttpResponse::PermanentRedirect()
+        .insert_header(("Location", "/swagger-ui/"))
+        .finish()
 }

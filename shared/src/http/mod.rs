@@ -2,6 +2,7 @@
 //! health and metrics endpoints.
 
 mod docs;
+pub mod json_integer;
 mod middleware;
 pub mod operations;
 mod problem;
@@ -9,7 +10,7 @@ mod problem;
 pub use docs::configure_api_docs;
 pub use middleware::{REQUEST_ID_HEADER, RequestId, observe_requests};
 pub use problem::{
-    Problem, json_config, method_not_allowed, path_config, payload_config, query_config, route_not_found,
+    Problem, json_config, path_config, payload_config, query_config, resource_for, route_not_found,
 };
 
 /// Bodies above this are refused with 413.

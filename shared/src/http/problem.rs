@@ -97,17 +97,24 @@ pub fn json_config() -> web::JsonConfig {
 
 fn json_problem(error: &JsonPayloadError) -> Problem {
     match error {
-        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than {} KiB", MAX_BODY_BYTES / 1024),
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is larger than {} KiB", MAX_BODY_BYTES / 1024),
+            )
+        }
+        JsonPayloadError::ContentType => Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as Content-Type: application/json",
         ),
-        JsonPayloadError::ContentType => {
-            Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send the body as Content-Type: application/json")
-        }
-        JsonPayloadError::Deserialize(error) => {
-            Problem::new(StatusCode::BAD_REQUEST, format!("the body is not valid for this request: {error}"))
-        }
-        other => Problem::new(StatusCode::BAD_REQUEST, format!("the body could not be read: {other}")),
+        JsonPayloadError::Deserialize(error) => Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not valid for this request: {error}"),
+        ),
+        other => Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body could not be read: {other}"),
+        ),
     }
 }
 
@@ -119,7 +126,11 @@ pub fn payload_config() -> web::PayloadConfig {
 /// A path segment that does not parse (e.g. a malformed UUID) names no resource: 404.
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|error: PathError, req: &HttpRequest| {
-        Problem::new(StatusCode::NOT_FOUND, format!("nothing exists at {}: {error}", req.path())).into()
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            format!("nothing exists at {}: {error}", req.path()),
+        )
+        .into()
     })
 }
 
@@ -136,11 +147,41 @@ pub fn query_config() -> web::QueryConfig {
 
 /// The default service: no route matches the path.
 pub async fn route_not_found(req: HttpRequest) -> HttpResponse {
-    Problem::new(StatusCode::NOT_FOUND, format!("no resource at {}", req.path())).error_response()
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        format!("no resource at {}", req.path()),
+    )
+    .error_response()
 }
 
-/// For resources: the path exists but not with this method.
-pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    Problem::new(StatusCode::METHOD_NOT_ALLOWED, format!("{} is not allowed on {}", req.method(), req.path()))
-        .error_response()
+/// A resource that answers `method` with `handler` and every other method with 405 and `Allow`.
+pub fn resource_for<F, Args>(
+    path: &str,
+    method: actix_web::http::Method,
+    handler: F,
+) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    let allow = method.to_string();
+    web::resource(path)
+        .route(web::method(method).to(handler))
+        .default_service(web::to(move |req: HttpRequest| {
+            let allow = allow.clone();
+            async move {
+                let detail = format!(
+                    "{} is not allowed on {}; use {allow}",
+                    req.method(),
+                    req.path()
+                );
+                let mut response =
+                    Problem::new(StatusCode::METHOD_NOT_ALLOWED, detail).error_response();
+                if let Ok(value) = header::HeaderValue::from_str(&allow) {
+                    response.headers_mut().insert(header::ALLOW, value);
+                }
+                response
+            }
+        }))
 }

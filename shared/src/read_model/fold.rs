@@ -41,10 +41,19 @@ where
             }
             existing => {
                 let event: E = recorded.decode()?;
-                let first_position = existing.as_ref().map_or(recorded.position, |d| d.first_position);
+                let first_position = existing
+                    .as_ref()
+                    .map_or(recorded.position, |d| d.first_position);
                 let previous = existing.map(|document| document.view);
                 if let Some(view) = fold(previous, recorded, &event) {
-                    documents.insert(id, Document { view, first_position, last_position: recorded.position });
+                    documents.insert(
+                        id,
+                        Document {
+                            view,
+                            first_position,
+                            last_position: recorded.position,
+                        },
+                    );
                     changed.insert(id);
                 }
             }
@@ -55,7 +64,11 @@ where
 
 /// The ids of the streams of `stream_type` in a batch, each once.
 pub fn stream_ids(events: &[RecordedEvent], stream_type: &str) -> Vec<Uuid> {
-    let mut ids: Vec<Uuid> = events.iter().filter(|e| e.stream_type == stream_type).map(|e| e.stream_id).collect();
+    let mut ids: Vec<Uuid> = events
+        .iter()
+        .filter(|e| e.stream_type == stream_type)
+        .map(|e| e.stream_id)
+        .collect();
     ids.sort_unstable();
     ids.dedup();
     ids
@@ -85,17 +98,32 @@ mod tests {
     fn replaying_a_batch_changes_nothing() {
         let id = Uuid::new_v4();
         let batch = [
-            recorded(10, 1, &ProductEvent::ProductAdded { sku: "S".into(), name: "N".into(), price_cents: 1, stock: 5 }, id),
+            recorded(
+                10,
+                1,
+                &ProductEvent::ProductAdded {
+                    sku: "S".into(),
+                    name: "N".into(),
+                    price_cents: 1,
+                    stock: 5,
+                },
+                id,
+            ),
             recorded(20, 2, &ProductEvent::ProductRestocked { quantity: 3 }, id),
         ];
         let mut documents = HashMap::new();
-        let changed = fold_documents(&mut documents, &batch, "product", ProductView::fold).expect("folded");
+        let changed =
+            fold_documents(&mut documents, &batch, "product", ProductView::fold).expect("folded");
         assert!(changed.contains(&id));
         let once = documents.clone();
-        let changed = fold_documents(&mut documents, &batch, "product", ProductView::fold).expect("folded");
+        let changed =
+            fold_documents(&mut documents, &batch, "product", ProductView::fold).expect("folded");
         assert!(changed.is_empty());
         assert_eq!(documents, once);
         assert_eq!(documents[&id].view.stock_on_hand, 8);
-        assert_eq!((documents[&id].first_position, documents[&id].last_position), (10, 20));
+        assert_eq!(
+            (documents[&id].first_position, documents[&id].last_position),
+            (10, 20)
+        );
     }
 }

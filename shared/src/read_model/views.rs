@@ -31,7 +31,14 @@ impl OrderView {
     /// Folds one event of the order's stream into its document (`None` before `OrderPlaced`).
     pub fn fold(view: Option<Self>, recorded: &RecordedEvent, event: &OrderEvent) -> Option<Self> {
         let mut view = match (view, event) {
-            (_, OrderEvent::OrderPlaced { customer_id, lines, total_cents }) => Self {
+            (
+                _,
+                OrderEvent::OrderPlaced {
+                    customer_id,
+                    lines,
+                    total_cents,
+                },
+            ) => Self {
                 id: recorded.stream_id,
                 customer_id: *customer_id,
                 status: OrderStatus::Pending,
@@ -74,9 +81,21 @@ pub struct ProductView {
 }
 
 impl ProductView {
-    pub fn fold(view: Option<Self>, recorded: &RecordedEvent, event: &ProductEvent) -> Option<Self> {
+    pub fn fold(
+        view: Option<Self>,
+        recorded: &RecordedEvent,
+        event: &ProductEvent,
+    ) -> Option<Self> {
         let mut view = match (view, event) {
-            (_, ProductEvent::ProductAdded { sku, name, price_cents, stock }) => Self {
+            (
+                _,
+                ProductEvent::ProductAdded {
+                    sku,
+                    name,
+                    price_cents,
+                    stock,
+                },
+            ) => Self {
                 id: recorded.stream_id,
                 sku: sku.clone(),
                 name: name.clone(),
@@ -116,9 +135,19 @@ pub struct CustomerView {
 }
 
 impl CustomerView {
-    pub fn fold(view: Option<Self>, recorded: &RecordedEvent, event: &CustomerEvent) -> Option<Self> {
+    pub fn fold(
+        view: Option<Self>,
+        recorded: &RecordedEvent,
+        event: &CustomerEvent,
+    ) -> Option<Self> {
         let mut view = match (view, event) {
-            (_, CustomerEvent::CustomerRegistered { name, credit_limit_cents }) => Self {
+            (
+                _,
+                CustomerEvent::CustomerRegistered {
+                    name,
+                    credit_limit_cents,
+                },
+            ) => Self {
                 id: recorded.stream_id,
                 name: name.clone(),
                 credit_limit_cents: *credit_limit_cents,
@@ -130,9 +159,14 @@ impl CustomerView {
             (None, _) => return None,
         };
         match event {
-            CustomerEvent::CustomerRegistered { .. } | CustomerEvent::CreditReservationRejected { .. } => {}
-            CustomerEvent::CreditReserved { amount_cents, .. } => view.credit_reserved_cents += amount_cents,
-            CustomerEvent::CreditReleased { amount_cents, .. } => view.credit_reserved_cents -= amount_cents,
+            CustomerEvent::CustomerRegistered { .. }
+            | CustomerEvent::CreditReservationRejected { .. } => {}
+            CustomerEvent::CreditReserved { amount_cents, .. } => {
+                view.credit_reserved_cents += amount_cents
+            }
+            CustomerEvent::CreditReleased { amount_cents, .. } => {
+                view.credit_reserved_cents -= amount_cents
+            }
         }
         view.credit_available_cents = view.credit_limit_cents - view.credit_reserved_cents;
         view.version = recorded.stream_version;

@@ -23,15 +23,29 @@ async fn read_until(pool: &PgPool, done: impl Fn(&[i64]) -> bool) -> Vec<i64> {
 }
 
 async fn append_one(conn: &mut sqlx::PgConnection) -> i64 {
-    let event = ProductEvent::ProductAdded { sku: "S".into(), name: "N".into(), price_cents: 1, stock: 1 };
-    append_to_stream(conn, Uuid::new_v4(), "product", 0, &[event], &Metadata::default())
-        .await
-        .expect("appended")
-        .last_position
+    let event = ProductEvent::ProductAdded {
+        sku: "S".into(),
+        name: "N".into(),
+        price_cents: 1,
+        stock: 1,
+    };
+    append_to_stream(
+        conn,
+        Uuid::new_v4(),
+        "product",
+        0,
+        &[event],
+        &Metadata::default(),
+    )
+    .await
+    .expect("appended")
+    .last_position
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn an_open_append_transaction_holds_back_later_commits_instead_of_being_skipped(pool: PgPool) {
+async fn an_open_append_transaction_holds_back_later_commits_instead_of_being_skipped(
+    pool: PgPool,
+) {
     // A takes the lower position and stays open; B and C take higher ones and commit first.
     let mut slow = pool.begin().await.expect("begin A");
     let slow_position = append_one(&mut slow).await;
@@ -45,7 +59,10 @@ async fn an_open_append_transaction_holds_back_later_commits_instead_of_being_sk
 
     let mut reader = pool.acquire().await.expect("reader");
     let while_open = read_after(&mut reader, 0, 100).await.expect("read");
-    assert!(while_open.events.is_empty(), "nothing after the open transaction may be read yet");
+    assert!(
+        while_open.events.is_empty(),
+        "nothing after the open transaction may be read yet"
+    );
 
     slow.commit().await.expect("commit A");
     let mut expected = vec![slow_position];
