@@ -111,6 +111,7 @@ impl Projector {
             looping.clone(),
         ));
         let (pool, snapshot_every) = (self.pool.clone(), self.settings.snapshot_every);
+        adopt_saga_mode(&pool, self.settings.saga_mode, &looping.shutdown).await;
         match self.settings.saga_mode {
             SagaMode::Orchestration => {
                 subscriptions.spawn(run_subscription(
@@ -132,6 +133,21 @@ impl Projector {
         while let Some(finished) = subscriptions.join_next().await {
             if let Err(error) = finished {
                 tracing::error!(%error, "a subscription task failed");
+            }
+        }
+    }
+}
+
+/// Retries `adopt_mode` until it succeeds (the database may still be starting) or shutdown.
+async fn adopt_saga_mode(pool: &PgPool, mode: SagaMode, shutdown: &watch::Receiver<bool>) {
+    let mut attempt = 0;
+    while !*shutdown.borrow() {
+        match crate::saga::adopt_mode(pool, mode).await {
+            Ok(()) => return,
+            Err(error) => {
+                attempt += 1;
+                tracing::warn!(%error, attempt, "cannot set up the saga's checkpoints; retrying");
+                tokio::time::sleep(backoff(attempt).max(Duration::from_millis(200))).await;
             }
         }
     }

@@ -130,7 +130,7 @@ impl TestSystem {
         system
     }
 
-    pub fn projector(&self) -> projector::Projector {
+    pub fn projector(&self, saga_mode: SagaMode) -> projector::Projector {
         projector::Projector {
             pool: self.pool.clone(),
             redis: self.redis.clone(),
@@ -138,20 +138,25 @@ impl TestSystem {
             settings: projector::ProjectorSettings {
                 batch_size: 50,
                 poll_interval: Duration::from_millis(100),
-                saga_mode: self.saga_mode,
+                saga_mode,
                 snapshot_every: 100,
             },
         }
     }
 
     pub fn start_projector(&self) {
+        self.start_projector_in(self.saga_mode);
+    }
+
+    /// Starts the projector with the saga in `saga_mode` (a mode switch, if it differs).
+    pub fn start_projector_in(&self, saga_mode: SagaMode) {
         let mut running = self
             .projector
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         assert!(running.is_none(), "the projector is already running");
         let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(self.projector().run(shutdown));
+        let task = tokio::spawn(self.projector(saga_mode).run(shutdown));
         *running = Some((task, stop));
     }
 

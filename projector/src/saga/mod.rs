@@ -28,6 +28,51 @@ pub enum SagaMode {
     Choreography,
 }
 
+/// The saga subscriptions of orchestration, then of choreography.
+pub const ORCHESTRATION_SUBSCRIPTIONS: [&str; 1] = ["order_saga"];
+pub const CHOREOGRAPHY_SUBSCRIPTIONS: [&str; 3] =
+    ["stock_handler", "credit_handler", "order_handler"];
+
+impl SagaMode {
+    fn subscriptions(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            Self::Orchestration => (&ORCHESTRATION_SUBSCRIPTIONS, &CHOREOGRAPHY_SUBSCRIPTIONS),
+            Self::Choreography => (&CHOREOGRAPHY_SUBSCRIPTIONS, &ORCHESTRATION_SUBSCRIPTIONS),
+        }
+    }
+}
+
+/// Makes `mode`'s subscriptions the saga's: a subscription seen for the first time starts where
+/// the saga already is (not at 0, which would replay every old order as new), and the other
+/// mode's checkpoints are retired so /projections does not show them lagging forever.
+/// Choreography keeps no state, so a switch to it may happen at any time; a switch to
+/// orchestration should happen while no order is pending (its instances start at OrderPlaced).
+pub async fn adopt_mode(pool: &sqlx::PgPool, mode: SagaMode) -> Result<(), sqlx::Error> {
+    let (active, retired) = mode.subscriptions();
+    let all: Vec<&str> = active.iter().chain(retired).copied().collect();
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO projector.checkpoints (name, position)
+         SELECT name, (SELECT coalesce(max(position), 0) FROM projector.checkpoints WHERE name = ANY($2))
+         FROM unnest($1::text[]) AS name
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(active)
+    .bind(&all)
+    .execute(&mut *tx)
+    .await?;
+    let retired_rows = sqlx::query("DELETE FROM projector.checkpoints WHERE name = ANY($1)")
+        .bind(retired)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    if retired_rows > 0 {
+        tracing::info!(saga_mode = ?mode, "the saga switched mode; the other mode's checkpoints are retired");
+    }
+    Ok(())
+}
+
 /// Why a saga step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SagaError {

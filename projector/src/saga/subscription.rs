@@ -155,18 +155,8 @@ impl<H: SagaHandler> Projection for SagaSubscription<H> {
         H::NAME
     }
 
-    /// A saga subscription seen for the first time starts where any other saga subscription
-    /// already is (a mode switch must not replay history as new orders), or at 0 on a new log.
+    /// The checkpoint row is made by `saga::adopt_mode` before the subscription starts.
     async fn position(&self) -> Result<i64, ProjectionError> {
-        sqlx::query(
-            "INSERT INTO projector.checkpoints (name, position)
-             SELECT $1, coalesce(max(position), 0) FROM projector.checkpoints
-             WHERE name IN ('order_saga', 'stock_handler', 'credit_handler', 'order_handler')
-             ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(H::NAME)
-        .execute(&self.pool)
-        .await?;
         Ok(
             sqlx::query_scalar("SELECT position FROM projector.checkpoints WHERE name = $1")
                 .bind(H::NAME)

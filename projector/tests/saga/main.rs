@@ -2,6 +2,7 @@
 
 mod contention;
 mod dead_letters;
+mod mode_switch;
 mod scenarios;
 
 /// Runs an `async fn(TestSystem)` scenario once per saga mode, each on its own database.
