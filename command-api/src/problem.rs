@@ -57,6 +57,12 @@ impl ApiError {
             Self::Command(CommandError::Conflict(detail)) => {
                 Problem::new(StatusCode::CONFLICT, detail.clone()).with_type("conflict")
             }
+            Self::Command(error @ CommandError::OutcomeUnknown) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{error}: retry with an Idempotency-Key to apply it exactly once"),
+            )
+            .with_type("outcome-unknown")
+            .with_retry_after(1),
             Self::Command(error @ CommandError::IdempotencyKeyReused) => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string())
                     .with_type("idempotency-key-reused")

@@ -19,7 +19,7 @@ use shared::{
 use sqlx::PgPool;
 
 use crate::projections::{
-    lookups::{Lookups, Target, new_generation},
+    lookups::{Lookups, Target, delete_generation, new_generation},
     order_history::OrderHistory,
     order_list::OrderList,
     postgres::{PgReadModel, table_name},
@@ -38,16 +38,37 @@ impl Rebuilder {
     /// Rebuilds the named read models, one after the other.
     pub async fn rebuild(&self, names_to_rebuild: &[String]) -> anyhow::Result<()> {
         for name in names_to_rebuild {
-            match name.as_str() {
-                names::LOOKUPS => self.rebuild_lookups().await?,
-                names::ORDER_LIST => self.rebuild_postgres::<OrderList>().await?,
-                names::PRODUCT_CATALOG => self.rebuild_postgres::<ProductCatalog>().await?,
-                names::ORDER_HISTORY => self.rebuild_postgres::<OrderHistory>().await?,
-                other => bail!(
-                    "there is no read model called {other:?}; the read models are {}",
+            if !names::READ_MODELS.contains(&name.as_str()) {
+                bail!(
+                    "there is no read model called {name:?}; the read models are {}",
                     names::READ_MODELS.join(", ")
-                ),
+                );
             }
+        }
+        for name in names_to_rebuild {
+            // Two rebuilds of one read model would fill the same new copy: one at a time. The
+            // lock is the session's, so it also goes when the process dies.
+            let mut lock = self.pool.acquire().await?;
+            let key = format!("projector rebuild {name}");
+            let locked: bool =
+                sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                    .bind(&key)
+                    .fetch_one(&mut *lock)
+                    .await?;
+            if !locked {
+                bail!("a rebuild of {name} is already running; wait for it to finish");
+            }
+            let rebuilt = match name.as_str() {
+                names::LOOKUPS => self.rebuild_lookups().await,
+                names::ORDER_LIST => self.rebuild_postgres::<OrderList>().await,
+                names::PRODUCT_CATALOG => self.rebuild_postgres::<ProductCatalog>().await,
+                _ => self.rebuild_postgres::<OrderHistory>().await,
+            };
+            sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+                .bind(&key)
+                .execute(&mut *lock)
+                .await?;
+            rebuilt?;
         }
         Ok(())
     }
@@ -64,10 +85,23 @@ impl Rebuilder {
             table_name(M::TABLE, live_generation),
             table_name(M::TABLE, generation),
         );
-        // A rebuild that died half-way leaves its table behind: start that copy afresh.
-        sqlx::query(&format!("DROP TABLE IF EXISTS {new_table}"))
+        // A rebuild that died half-way (or just after switching) leaves tables of other
+        // generations behind: only the live one is kept.
+        let leftovers: Vec<String> = sqlx::query_scalar(
+            "SELECT tablename FROM pg_tables
+             WHERE schemaname = 'projection_store' AND tablename ~ ('^' || $1 || '_g[0-9]+$') AND tablename <> $2",
+        )
+        .bind(M::TABLE)
+        .bind(format!("{}_g{live_generation}", M::TABLE))
+        .fetch_all(&self.pool)
+        .await?;
+        for leftover in leftovers {
+            sqlx::query(&format!(
+                "DROP TABLE IF EXISTS projection_store.\"{leftover}\""
+            ))
             .execute(&self.pool)
             .await?;
+        }
         sqlx::query(&format!(
             "CREATE TABLE {new_table} (LIKE {live_table} INCLUDING ALL)"
         ))
@@ -140,6 +174,38 @@ impl Rebuilder {
     async fn rebuild_lookups(&self) -> anyhow::Result<()> {
         let mut redis = self.redis.clone();
         let generation = new_generation(&mut redis, &self.keys).await?;
+        let switched = self.fill_and_switch_lookups(generation).await;
+        let _: Result<(), _> = redis::cmd("DEL")
+            .arg(self.keys.building_generation())
+            .exec_async(&mut redis)
+            .await;
+        let (old_generation, position, progress) = match switched {
+            Ok(switched) => switched,
+            Err(error) => {
+                // Leave nothing behind: a copy that did not go live is of no use.
+                let _ = delete_generation(&mut redis, &self.keys, generation).await;
+                return Err(error);
+            }
+        };
+        if old_generation > 0 {
+            delete_generation(&mut redis, &self.keys, old_generation).await?;
+        }
+        sqlx::query("UPDATE projector.checkpoints SET position = $2, last_error = NULL, updated_at = now() WHERE name = $1")
+            .bind(names::LOOKUPS)
+            .bind(position)
+            .execute(&self.pool)
+            .await?;
+        progress.finish(position);
+        Ok(())
+    }
+
+    /// Fills `generation` from position 0 and makes it live once it has caught up with the live
+    /// copy; returns the generation it replaced, the position reached, and the progress display.
+    async fn fill_and_switch_lookups(
+        &self,
+        generation: i64,
+    ) -> anyhow::Result<(i64, i64, Progress)> {
+        let mut redis = self.redis.clone();
         redis::pipe()
             .cmd("SET")
             .arg(self.keys.building_generation())
@@ -183,20 +249,7 @@ impl Rebuilder {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         };
-        redis::cmd("DEL")
-            .arg(self.keys.building_generation())
-            .exec_async(&mut redis)
-            .await?;
-        if old_generation > 0 {
-            delete_generation(&mut redis, &self.keys, old_generation).await?;
-        }
-        sqlx::query("UPDATE projector.checkpoints SET position = $2, last_error = NULL, updated_at = now() WHERE name = $1")
-            .bind(names::LOOKUPS)
-            .bind(position)
-            .execute(&self.pool)
-            .await?;
-        progress.finish(position);
-        Ok(())
+        Ok((old_generation, position, progress))
     }
 
     async fn read(&self, after: i64) -> anyhow::Result<Vec<RecordedEvent>> {
@@ -223,32 +276,6 @@ end
 redis.call('SET', KEYS[1], ARGV[1])
 return tonumber(live or '0')",
     )
-}
-
-async fn delete_generation(
-    redis: &mut ConnectionManager,
-    keys: &RedisKeys,
-    generation: i64,
-) -> anyhow::Result<()> {
-    let pattern = format!("{}*", keys.generation_base(generation));
-    let mut cursor = 0u64;
-    loop {
-        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1_000)
-            .query_async(redis)
-            .await?;
-        if !found.is_empty() {
-            redis::cmd("UNLINK").arg(&found).exec_async(redis).await?;
-        }
-        if next == 0 {
-            return Ok(());
-        }
-        cursor = next;
-    }
 }
 
 /// A progress bar on a terminal, a log line every two seconds otherwise; events/s at the end.

@@ -57,7 +57,14 @@ pub struct TestSystem {
     pub command_base: String,
     pub query_base: String,
     pub client: reqwest::Client,
-    projector: std::sync::Mutex<Option<(JoinHandle<()>, watch::Sender<bool>)>>,
+    projector: std::sync::Mutex<Option<RunningProjector>>,
+}
+
+struct RunningProjector {
+    task: JoinHandle<()>,
+    _stop: watch::Sender<bool>,
+    /// The `application_name` of its database sessions.
+    application_name: String,
 }
 
 impl TestSystem {
@@ -130,9 +137,16 @@ impl TestSystem {
         system
     }
 
-    pub fn projector(&self, saga_mode: SagaMode) -> projector::Projector {
+    /// A projector with a pool of its own, whose sessions carry `application_name` so that
+    /// `kill_projector` can end them the way a dying process would.
+    pub fn projector(&self, saga_mode: SagaMode, application_name: &str) -> projector::Projector {
+        let pool = PgPoolOptions::new().max_connections(10).connect_lazy_with(
+            self.connect_options
+                .clone()
+                .application_name(application_name),
+        );
         projector::Projector {
-            pool: self.pool.clone(),
+            pool,
             redis: self.redis.clone(),
             keys: self.keys.clone(),
             settings: projector::ProjectorSettings {
@@ -156,21 +170,42 @@ impl TestSystem {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         assert!(running.is_none(), "the projector is already running");
         let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(self.projector(saga_mode).run(shutdown));
-        *running = Some((task, stop));
+        let name = format!("test-projector-{}", Uuid::new_v4().simple());
+        let task = tokio::spawn(self.projector(saga_mode, &name).run(shutdown));
+        *running = Some(RunningProjector {
+            task,
+            _stop: stop,
+            application_name: name,
+        });
     }
 
-    /// Stops the projector abruptly, wherever it is (its open transactions roll back), as a
-    /// crash would.
+    /// Stops the projector abruptly, wherever it is, as `kill -9` would: its tasks stop and its
+    /// database sessions are ended, so its open transactions roll back. (Aborting the tasks
+    /// alone could leave a session idle in a transaction, which holds back every reader's safe
+    /// horizon until it is noticed.)
     pub async fn kill_projector(&self) {
         let running = self
             .projector
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        if let Some((task, _stop)) = running {
+        if let Some(RunningProjector {
+            task,
+            application_name,
+            ..
+        }) = running
+        {
             task.abort();
             let _ = task.await;
+            let ended = sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            )
+            .bind(&application_name)
+            .execute(&self.pool)
+            .await;
+            if let Err(error) = ended {
+                eprintln!("cannot end the killed projector's sessions: {error}");
+            }
         }
     }
 
@@ -284,11 +319,19 @@ impl TestSystem {
         body
     }
 
-    /// Waits until every subscription has applied every event.
+    /// Waits until every subscription has applied every event (and the Redis read models exist:
+    /// on a fresh system the projector creates them as it starts).
     pub async fn wait_until_caught_up(&self) {
         let caught_up = eventually(Duration::from_secs(60), || async {
+            let mut redis = self.redis.clone();
+            let redis_ready: bool = redis::cmd("EXISTS")
+                .arg(self.keys.live_generation())
+                .query_async(&mut redis)
+                .await
+                .unwrap_or(false);
             let (status, body) = self.read("/projections").await;
-            status == StatusCode::OK
+            redis_ready
+                && status == StatusCode::OK
                 && body["items"].as_array().is_some_and(|items| {
                     !items.is_empty() && items.iter().all(|item| item["lag_events"] == 0)
                 })
@@ -367,7 +410,7 @@ impl TestSystem {
 
 impl Drop for TestSystem {
     fn drop(&mut self) {
-        if let Some((task, _)) = self
+        if let Some(RunningProjector { task, .. }) = self
             .projector
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -290,15 +290,59 @@ impl Lookups {
     }
 }
 
-/// Allocates a generation number that was never used under this prefix.
+/// Deletes every key of one generation.
+pub async fn delete_generation(
+    redis: &mut ConnectionManager,
+    keys: &RedisKeys,
+    generation: i64,
+) -> Result<(), ProjectionError> {
+    // SCAN patterns treat * ? [ ] \ specially: escape them in the configured prefix.
+    let base = keys.generation_base(generation);
+    let mut pattern = String::with_capacity(base.len() + 1);
+    for c in base.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('*');
+    let mut cursor = 0u64;
+    loop {
+        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1_000)
+            .query_async(redis)
+            .await?;
+        if !found.is_empty() {
+            redis::cmd("UNLINK").arg(&found).exec_async(redis).await?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+/// Allocates a generation number and makes sure nothing is stored under it: after a partial loss
+/// (the counter evicted, old generations kept) a number may come round again.
 pub async fn new_generation(
     redis: &mut ConnectionManager,
     keys: &RedisKeys,
 ) -> Result<i64, ProjectionError> {
-    Ok(redis::cmd("INCR")
+    let generation: i64 = redis::cmd("INCR")
         .arg(keys.generation_counter())
         .query_async(redis)
-        .await?)
+        .await?;
+    delete_generation(redis, keys, generation).await?;
+    redis::cmd("SET")
+        .arg(keys.checkpoint(generation))
+        .arg(0)
+        .exec_async(redis)
+        .await?;
+    Ok(generation)
 }
 
 impl Projection for Lookups {

@@ -66,10 +66,11 @@ impl PgReadModel for OrderList {
             docs.push(serde_json::to_value(&document.view)?);
         }
         sqlx::query(&format!(
-            "INSERT INTO {table} (id, customer_id, status, placed_position, last_position, doc)
+            "INSERT INTO {table} AS t (id, customer_id, status, placed_position, last_position, doc)
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::bigint[], $6::jsonb[])
              ON CONFLICT (id) DO UPDATE
-             SET status = EXCLUDED.status, last_position = EXCLUDED.last_position, doc = EXCLUDED.doc"
+             SET status = EXCLUDED.status, last_position = EXCLUDED.last_position, doc = EXCLUDED.doc
+             WHERE t.last_position < EXCLUDED.last_position"
         ))
         .bind(ids)
         .bind(customers)

@@ -59,10 +59,11 @@ impl PgReadModel for ProductCatalog {
             docs.push(serde_json::to_value(&document.view)?);
         }
         sqlx::query(&format!(
-            "INSERT INTO {table} (id, name_key, last_position, doc)
+            "INSERT INTO {table} AS t (id, name_key, last_position, doc)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::jsonb[])
              ON CONFLICT (id) DO UPDATE
-             SET name_key = EXCLUDED.name_key, last_position = EXCLUDED.last_position, doc = EXCLUDED.doc"
+             SET name_key = EXCLUDED.name_key, last_position = EXCLUDED.last_position, doc = EXCLUDED.doc
+             WHERE t.last_position < EXCLUDED.last_position"
         ))
         .bind(ids)
         .bind(name_keys)

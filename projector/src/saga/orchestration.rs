@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use shared::{
     domain::{
         customer::{CustomerCommand, CustomerEvent},
-        order::{OrderCommand, OrderEvent, RejectionReason},
+        order::{Order, OrderCommand, OrderEvent, OrderStatus, RejectionReason},
         product::{ProductCommand, ProductEvent},
     },
     event_store::RecordedEvent,
@@ -79,6 +79,14 @@ async fn on_order_event(issuer: &mut Issuer<'_>, event: &RecordedEvent) -> Resul
                     quantity: line.quantity,
                 })
                 .collect();
+            // Normally the order is pending; but if this step runs late (a parked event
+            // retried), the order may have been cancelled meanwhile: then it holds nothing and
+            // must not start reserving.
+            let order: Order = issuer.load(order_id).await?;
+            let state = match order.status {
+                OrderStatus::Pending => RESERVING_STOCK,
+                other => other.as_str(),
+            };
             let created = sqlx::query(
                 "INSERT INTO projector.order_sagas (order_id, customer_id, lines, total_cents, state, correlation_id)
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (order_id) DO NOTHING",
@@ -87,12 +95,13 @@ async fn on_order_event(issuer: &mut Issuer<'_>, event: &RecordedEvent) -> Resul
             .bind(customer_id)
             .bind(sqlx::types::Json(&lines))
             .bind(total_cents)
-            .bind(RESERVING_STOCK)
+            .bind(state)
             .bind(event.correlation_id())
             .execute(issuer.conn())
             .await?
             .rows_affected();
             if created == 1
+                && state == RESERVING_STOCK
                 && let Some(first) = lines.first()
             {
                 issuer

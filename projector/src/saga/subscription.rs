@@ -15,6 +15,8 @@ use crate::{ProjectionError, projections::Projection};
 
 /// Tries of one event before a non-transient failure parks it.
 const ATTEMPTS_BEFORE_PARKING: u32 = 3;
+/// The pause before each further try of a step that failed for a non-transient reason.
+const PARKING_PATIENCE: Duration = Duration::from_millis(500);
 /// Tries of one event while it keeps losing races, before the runner backs off.
 const ATTEMPTS_WHILE_RACING: u32 = 20;
 /// Events per saga transaction. A writing transaction holds back every subscription's safe
@@ -121,7 +123,8 @@ impl<H: SagaHandler> SagaSubscription<H> {
                 Err(error) if error.is_transient() => return Err(error.into()),
                 Err(error) if attempt < ATTEMPTS_BEFORE_PARKING => {
                     tracing::warn!(subscription = H::NAME, position = event.position, %error, attempt, "saga step failed; retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
+                    // Seconds, not milliseconds: give a passing cause a chance before parking.
+                    tokio::time::sleep(PARKING_PATIENCE * attempt).await;
                 }
                 Err(error) => {
                     tracing::error!(subscription = H::NAME, position = event.position, %error, "parking the event in dead_letters");

@@ -17,7 +17,10 @@ use uuid::Uuid;
 
 use crate::in_both_modes;
 
-in_both_modes!(an_unprocessable_event_is_parked_then_retried);
+in_both_modes!(
+    an_unprocessable_event_is_parked_then_retried,
+    a_parked_order_cancelled_meanwhile_holds_nothing_after_the_retry,
+);
 
 async fn dead_letters(system: &TestSystem) -> i64 {
     let (_, body) = system.read("/projections").await;
@@ -99,4 +102,71 @@ async fn an_unprocessable_event_is_parked_then_retried(system: &TestSystem) {
     let order_doc: Value = system.settled_order(order).await;
     assert_eq!(order_doc["status"], "approved", "{order_doc}");
     assert_eq!(dead_letters(system).await, 0);
+}
+
+async fn a_parked_order_cancelled_meanwhile_holds_nothing_after_the_retry(system: &TestSystem) {
+    let (customer, _) = system.register_customer(10_000).await;
+    let (order, missing_product) = (Uuid::now_v7(), Uuid::now_v7());
+    let line = OrderLine {
+        product_id: missing_product,
+        quantity: 1,
+        unit_price_cents: 100,
+    };
+    let placed = OrderEvent::OrderPlaced {
+        customer_id: customer,
+        lines: vec![line],
+        total_cents: 100,
+    };
+    let mut conn = system.pool.acquire().await.expect("conn");
+    append_to_stream(
+        &mut conn,
+        order,
+        "order",
+        0,
+        &[placed],
+        &Metadata::default(),
+    )
+    .await
+    .expect("appended");
+    let parked = eventually(Duration::from_secs(30), || async {
+        dead_letters(system).await == 1
+    })
+    .await;
+    assert!(parked, "the event was not parked");
+
+    // The client gives up on the order while its first saga step sits in dead_letters.
+    assert_eq!(
+        system.cancel(order).await.status(),
+        reqwest::StatusCode::ACCEPTED
+    );
+    let added = ProductEvent::ProductAdded {
+        sku: "LATE".into(),
+        name: "Late".into(),
+        price_cents: 100,
+        stock: 5,
+    };
+    append_to_stream(
+        &mut conn,
+        missing_product,
+        "product",
+        0,
+        &[added],
+        &Metadata::default(),
+    )
+    .await
+    .expect("appended");
+    drop(conn);
+    let (processed, failing) = projector::saga::retry_dead_letters(&system.pool, 100)
+        .await
+        .expect("retried");
+    assert_eq!((processed, failing), (1, 0));
+    system.wait_until_caught_up().await;
+    assert_eq!(
+        system.read(&format!("/orders/{order}")).await.1["status"],
+        "cancelled"
+    );
+    let (_, product) = system.read(&format!("/products/{missing_product}")).await;
+    assert_eq!(product["stock_reserved"], 0, "{product}");
+    let (_, customer_doc) = system.read(&format!("/customers/{customer}")).await;
+    assert_eq!(customer_doc["credit_reserved_cents"], 0, "{customer_doc}");
 }

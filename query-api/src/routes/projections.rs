@@ -2,8 +2,12 @@
 
 use actix_web::{HttpResponse, http::Method, web};
 use serde::Serialize;
-use shared::http::{Problem, resource_for};
+use shared::{
+    http::{Problem, resource_for},
+    read_model::names,
+};
 
+use super::{Consistent, min_position};
 use crate::{problem::ApiError, startup::AppState};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -28,13 +32,25 @@ pub struct ProjectionStatus {
 }
 
 /// Where every projection and saga subscription stands
+///
+/// With `min_position`, answers once every read model has reached it.
 #[utoipa::path(get, path = "/projections", tag = "operations",
+    params(Consistent),
     responses(
         (status = 200, description = "Each subscription's position and lag", body = Projections),
-        (status = 503, description = "PostgreSQL is down", body = Problem, content_type = "application/problem+json",
+        (status = 400, description = "A malformed query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "PostgreSQL is down, or min_position was not reached in time", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds"))),
     ))]
-pub async fn projections(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn projections(
+    state: web::Data<AppState>,
+    query: web::Query<Consistent>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(wanted) = min_position(query.min_position)? {
+        for name in names::READ_MODELS {
+            state.consistency.reach(name, Some(wanted)).await?;
+        }
+    }
     let head_position: i64 =
         sqlx::query_scalar("SELECT head_position FROM read_model.event_log_head")
             .fetch_one(&state.pool)

@@ -87,6 +87,7 @@ async fn malformed_or_out_of_range_parameters_are_400_never_clamped(
         "/products?cursor=%%%",
         "/customers/0193a5c4-8f00-7000-8000-000000000001?min_position=-1",
         "/products?q=nul%00byte",
+        "/projections?colour=blue",
         "/products?cursor=WyJcdTAwMDAiLCAiMDE5M2E1YzQtOGYwMC03MDAwLTgwMDAtMDAwMDAwMDAwMDAxIl0",
     ] {
         let (status, body) = system.read(path).await;

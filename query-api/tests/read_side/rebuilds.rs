@@ -73,3 +73,34 @@ async fn rebuilding_an_unknown_read_model_says_which_exist(
     assert!(error.to_string().contains("order_list"), "{error}");
     system.stop().await;
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_second_rebuild_of_the_same_read_model_is_refused(
+    pool_options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let system = TestSystem::start(pool_options, connect).await;
+    // Another process's rebuild of order_list holds the lock.
+    let mut other = system.pool.acquire().await.expect("conn");
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended('projector rebuild order_list', 0))")
+        .execute(&mut *other)
+        .await
+        .expect("locked");
+    let error = system
+        .rebuilder()
+        .rebuild(&["order_list".to_owned()])
+        .await
+        .expect_err("refused");
+    assert!(error.to_string().contains("already running"), "{error}");
+    sqlx::query("SELECT pg_advisory_unlock_all()")
+        .execute(&mut *other)
+        .await
+        .expect("unlocked");
+    drop(other);
+    system
+        .rebuilder()
+        .rebuild(&["order_list".to_owned()])
+        .await
+        .expect("rebuilt once the other is done");
+    system.stop().await;
+}

@@ -1,6 +1,6 @@
 //! A customer and the credit it has promised to orders. Every reservation names its order, and
-//! the record of that order is kept after release, so a saga step re-run after a crash, or one
-//! that arrives after a cancel, can never reserve the same order's credit twice.
+//! the record of that order is kept after release, so a saga step re-run after a crash can never
+//! reserve the same order's credit twice, nor take back credit the order already released.
 
 use std::collections::BTreeMap;
 

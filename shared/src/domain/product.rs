@@ -1,5 +1,5 @@
 //! A product: catalog data and stock. Stock is held per order; the hold record outlives its
-//! release so a retried or late saga step can never reserve or release the same order twice.
+//! release, so a retried saga step can never reserve or release the same order's stock twice.
 
 use std::collections::BTreeMap;
 

@@ -29,6 +29,12 @@ pub enum CommandError {
     /// A concurrent write won, or a unique value is taken.
     #[error("{0}")]
     Conflict(String),
+    /// The connection failed while committing: the command may or may not have been applied, so
+    /// it is not retried blindly (that could apply it twice).
+    #[error(
+        "the database connection failed while committing; the command may or may not have been applied"
+    )]
+    OutcomeUnknown,
     /// The `Idempotency-Key` was first used with a different request.
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,
@@ -218,7 +224,10 @@ where
     if let Some(idempotency) = &options.idempotency {
         store_idempotent_response(&mut tx, idempotency, &response).await?;
     }
-    tx.commit().await.map_err(StoreError::from)?;
+    tx.commit().await.map_err(|error| {
+        tracing::warn!(%stream_id, %error, "commit failed: the outcome is unknown");
+        CommandError::OutcomeUnknown
+    })?;
     Ok(CommandReply {
         response,
         replayed: false,

@@ -74,9 +74,6 @@ pub enum StoreError {
     /// Another writer appended to the stream since it was loaded.
     #[error("stream {stream_id} was changed concurrently")]
     VersionConflict { stream_id: Uuid },
-    /// A unique value (e.g. a SKU) is already claimed by another aggregate.
-    #[error("{kind} '{value}' is already taken")]
-    ClaimTaken { kind: String, value: String },
     /// A stored event or snapshot cannot be decoded into the current types.
     #[error("stored data cannot be decoded: {0}")]
     Corrupt(String),
@@ -90,24 +87,27 @@ impl StoreError {
         match self {
             Self::VersionConflict { .. } => true,
             Self::Database(error) => is_transient_database_error(error),
-            Self::ClaimTaken { .. } | Self::Corrupt(_) => false,
+            Self::Corrupt(_) => false,
         }
     }
 }
 
-/// Connection loss, pool exhaustion, serialization failures and deadlocks pass with time.
+/// Failures that pass with time: connection loss, pool exhaustion, serialization failures and
+/// deadlocks, and the server's own trouble (too many connections, a cancelled statement, a
+/// shutdown or failover). Data, integrity and syntax errors are deterministic and do not pass.
 pub fn is_transient_database_error(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(db) => {
-            matches!(
-                db.code().as_deref(),
-                Some("40001" | "40P01" | "57P01" | "57P03" | "08006" | "08003" | "08001")
-            )
-        }
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // SQLSTATE classes: 08 connection, 40 rollback, 53 insufficient resources,
+            // 55 object not in prerequisite state (lock not available), 57 operator
+            // intervention, 58 system error; 25006 is a read-only (failed over) server.
+            matches!(code.get(..2), Some("08" | "40" | "53" | "55" | "57" | "58"))
+                || code == "25006"
+        }),
         _ => false,
     }
 }
