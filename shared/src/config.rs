@@ -33,7 +33,7 @@ impl DatabaseArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RedisArgs {
-    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL)]
+    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
     pub redis_url: String,
     /// Every Redis key the system writes or reads starts with this.
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = DEFAULT_REDIS_KEY_PREFIX)]
