@@ -3,12 +3,12 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
-use anyhow::{Context, bail};
+use actix_web::web;
+use anyhow::bail;
 use shared::{
     config::{DatabaseArgs, connect_postgres, migrate},
     event_store::ensure_positions_move_forward,
-    http,
+    http::ApiServer,
     telemetry::LogArgs,
 };
 use sqlx::PgPool;
@@ -47,8 +47,7 @@ pub struct AppState {
 }
 
 pub struct Application {
-    server: Server,
-    address: SocketAddr,
+    server: ApiServer,
 }
 
 impl Application {
@@ -66,45 +65,29 @@ impl Application {
         token: Option<String>,
         snapshot_every: i64,
     ) -> anyhow::Result<Self> {
-        shared::telemetry::metrics_handle(); // installs the recorder before the first request
         let state = web::Data::new(AppState {
             pool,
             snapshot_every,
         });
         let token = web::Data::new(CommandToken(token.map(Arc::from)));
-        let openapi = ApiDoc::openapi();
-        let listener = std::net::TcpListener::bind(addr).with_context(|| {
-            format!("cannot listen on {addr}: is another process using it? (set COMMAND_API_ADDR)")
-        })?;
-        let address = listener.local_addr()?;
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(http::observe_requests))
-                .app_data(state.clone())
+        let server = ApiServer::start(addr, "COMMAND_API_ADDR", ApiDoc::openapi(), move |cfg| {
+            cfg.app_data(state.clone())
                 .app_data(token.clone())
-                .app_data(http::json_config())
-                .app_data(http::path_config())
-                .app_data(http::query_config())
-                .app_data(http::payload_config())
                 .configure(routes::health::configure)
                 .configure(routes::customers::configure)
                 .configure(routes::products::configure)
-                .configure(routes::orders::configure)
-                .configure(|cfg| http::configure_api_docs(cfg, openapi.clone()))
-                .default_service(web::to(http::route_not_found))
-        })
-        .listen(listener)?
-        .run();
-        Ok(Self { server, address })
+                .configure(routes::orders::configure);
+        })?;
+        Ok(Self { server })
     }
 
     pub fn address(&self) -> SocketAddr {
-        self.address
+        self.server.address()
     }
 
     /// Serves until SIGTERM or SIGINT, then finishes the requests in flight.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await.context("the HTTP server failed")
+        self.server.run_until_stopped().await
     }
 }
 

@@ -4,12 +4,12 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
+use actix_web::web;
 use anyhow::Context;
 use redis::aio::ConnectionManager;
 use shared::{
     config::{DatabaseArgs, RedisArgs, connect_postgres, connect_redis, migrate, redact_url},
-    http,
+    http::ApiServer,
     read_model::RedisKeys,
     telemetry::LogArgs,
 };
@@ -59,8 +59,7 @@ pub struct AppState {
 }
 
 pub struct Application {
-    server: Server,
-    address: SocketAddr,
+    server: ApiServer,
 }
 
 impl Application {
@@ -93,43 +92,29 @@ impl Application {
         consistency_timeout: Duration,
         addr: &str,
     ) -> anyhow::Result<Self> {
-        shared::telemetry::metrics_handle(); // installs the recorder before the first request
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             lookups: Lookups::new(redis.clone(), keys.clone()),
             consistency: Consistency::new(pool, redis, keys, progress, consistency_timeout),
         });
-        let openapi = ApiDoc::openapi();
-        let listener = std::net::TcpListener::bind(addr).with_context(|| {
-            format!("cannot listen on {addr}: is another process using it? (set QUERY_API_ADDR)")
-        })?;
-        let address = listener.local_addr()?;
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(http::observe_requests))
-                .app_data(state.clone())
-                .app_data(http::path_config())
-                .app_data(http::query_config())
+        let server = ApiServer::start(addr, "QUERY_API_ADDR", ApiDoc::openapi(), move |cfg| {
+            cfg.app_data(state.clone())
                 .configure(routes::health::configure)
                 .configure(routes::orders::configure)
                 .configure(routes::products::configure)
                 .configure(routes::customers::configure)
-                .configure(routes::projections::configure)
-                .configure(|cfg| http::configure_api_docs(cfg, openapi.clone()))
-                .default_service(web::to(http::route_not_found))
-        })
-        .listen(listener)?
-        .run();
-        Ok(Self { server, address })
+                .configure(routes::projections::configure);
+        })?;
+        Ok(Self { server })
     }
 
     pub fn address(&self) -> SocketAddr {
-        self.address
+        self.server.address()
     }
 
     /// Serves until SIGTERM or SIGINT, then finishes the requests in flight.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await.context("the HTTP server failed")
+        self.server.run_until_stopped().await
     }
 }
 

@@ -32,9 +32,10 @@ async fn dead_letters(system: &TestSystem) -> i64 {
     })
 }
 
-async fn an_unprocessable_event_is_parked_then_retried(system: &TestSystem) {
+/// A customer, and an order of theirs for a product the store has never heard of (as after a
+/// partial restore), whose first saga step has been parked. Returns (customer, order, product).
+async fn park_an_order_for_a_missing_product(system: &TestSystem) -> (Uuid, Uuid, Uuid) {
     let (customer, _) = system.register_customer(10_000).await;
-    // An order for a product the store has never heard of (as after a partial restore).
     let (order, missing_product) = (Uuid::now_v7(), Uuid::now_v7());
     let line = OrderLine {
         product_id: missing_product,
@@ -57,7 +58,6 @@ async fn an_unprocessable_event_is_parked_then_retried(system: &TestSystem) {
     )
     .await
     .expect("appended");
-
     let parked = eventually(Duration::from_secs(30), || async {
         dead_letters(system).await == 1
     })
@@ -67,6 +67,32 @@ async fn an_unprocessable_event_is_parked_then_retried(system: &TestSystem) {
         "the event was not parked: {}",
         system.read("/projections").await.1
     );
+    (customer, order, missing_product)
+}
+
+/// Makes the missing product exist, as restoring it would.
+async fn add_the_missing_product(system: &TestSystem, product: Uuid) {
+    let added = ProductEvent::ProductAdded {
+        sku: "LATE".into(),
+        name: "Late".into(),
+        price_cents: 100,
+        stock: 5,
+    };
+    let mut conn = system.pool.acquire().await.expect("conn");
+    append_to_stream(
+        &mut conn,
+        product,
+        "product",
+        0,
+        &[added],
+        &Metadata::default(),
+    )
+    .await
+    .expect("appended");
+}
+
+async fn an_unprocessable_event_is_parked_then_retried(system: &TestSystem) {
+    let (customer, order, missing_product) = park_an_order_for_a_missing_product(system).await;
     let error: String = sqlx::query_scalar("SELECT error FROM projector.dead_letters")
         .fetch_one(&system.pool)
         .await
@@ -78,23 +104,7 @@ async fn an_unprocessable_event_is_parked_then_retried(system: &TestSystem) {
     assert_eq!(system.settled_order(other).await["status"], "approved");
 
     // Fix the cause, then retry.
-    let added = ProductEvent::ProductAdded {
-        sku: "LATE".into(),
-        name: "Late".into(),
-        price_cents: 100,
-        stock: 5,
-    };
-    append_to_stream(
-        &mut conn,
-        missing_product,
-        "product",
-        0,
-        &[added],
-        &Metadata::default(),
-    )
-    .await
-    .expect("appended");
-    drop(conn);
+    add_the_missing_product(system, missing_product).await;
     let (processed, failing) = projector::saga::retry_dead_letters(&system.pool, 100)
         .await
         .expect("retried");
@@ -105,57 +115,14 @@ async fn an_unprocessable_event_is_parked_then_retried(system: &TestSystem) {
 }
 
 async fn a_parked_order_cancelled_meanwhile_holds_nothing_after_the_retry(system: &TestSystem) {
-    let (customer, _) = system.register_customer(10_000).await;
-    let (order, missing_product) = (Uuid::now_v7(), Uuid::now_v7());
-    let line = OrderLine {
-        product_id: missing_product,
-        quantity: 1,
-        unit_price_cents: 100,
-    };
-    let placed = OrderEvent::OrderPlaced {
-        customer_id: customer,
-        lines: vec![line],
-        total_cents: 100,
-    };
-    let mut conn = system.pool.acquire().await.expect("conn");
-    append_to_stream(
-        &mut conn,
-        order,
-        "order",
-        0,
-        &[placed],
-        &Metadata::default(),
-    )
-    .await
-    .expect("appended");
-    let parked = eventually(Duration::from_secs(30), || async {
-        dead_letters(system).await == 1
-    })
-    .await;
-    assert!(parked, "the event was not parked");
+    let (customer, order, missing_product) = park_an_order_for_a_missing_product(system).await;
 
     // The client gives up on the order while its first saga step sits in dead_letters.
     assert_eq!(
         system.cancel(order).await.status(),
         reqwest::StatusCode::ACCEPTED
     );
-    let added = ProductEvent::ProductAdded {
-        sku: "LATE".into(),
-        name: "Late".into(),
-        price_cents: 100,
-        stock: 5,
-    };
-    append_to_stream(
-        &mut conn,
-        missing_product,
-        "product",
-        0,
-        &[added],
-        &Metadata::default(),
-    )
-    .await
-    .expect("appended");
-    drop(conn);
+    add_the_missing_product(system, missing_product).await;
     let (processed, failing) = projector::saga::retry_dead_letters(&system.pool, 100)
         .await
         .expect("retried");
