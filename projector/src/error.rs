@@ -11,6 +11,9 @@ pub enum ProjectionError {
     Redis(#[from] redis::RedisError),
     #[error("{0}")]
     Corrupt(String),
+    /// The subscription's checkpoint was retired (another projector switched the saga mode).
+    #[error("the {0} subscription was retired")]
+    Retired(&'static str),
 }
 
 impl ProjectionError {
@@ -20,7 +23,7 @@ impl ProjectionError {
             Self::Store(error) => error.is_transient(),
             Self::Database(error) => is_transient_database_error(error),
             Self::Redis(_) => true,
-            Self::Corrupt(_) => false,
+            Self::Corrupt(_) | Self::Retired(_) => false,
         }
     }
 }

@@ -64,11 +64,12 @@ impl Rebuilder {
                 names::PRODUCT_CATALOG => self.rebuild_postgres::<ProductCatalog>().await,
                 _ => self.rebuild_postgres::<OrderHistory>().await,
             };
-            sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+            let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
                 .bind(&key)
                 .execute(&mut *lock)
-                .await?;
+                .await;
             rebuilt?;
+            unlocked?;
         }
         Ok(())
     }
@@ -182,8 +183,16 @@ impl Rebuilder {
         let (old_generation, position, progress) = match switched {
             Ok(switched) => switched,
             Err(error) => {
-                // Leave nothing behind: a copy that did not go live is of no use.
-                let _ = delete_generation(&mut redis, &self.keys, generation).await;
+                // Leave nothing behind: a copy that did not go live is of no use. (If only the
+                // switch's reply was lost, it may have gone live: then it stays.)
+                let live: Option<i64> = redis::cmd("GET")
+                    .arg(self.keys.live_generation())
+                    .query_async(&mut redis)
+                    .await
+                    .unwrap_or(Some(generation));
+                if live != Some(generation) {
+                    let _ = delete_generation(&mut redis, &self.keys, generation).await;
+                }
                 return Err(error);
             }
         };

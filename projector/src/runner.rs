@@ -186,6 +186,13 @@ async fn run_subscription<P: Projection>(projection: P, mut looping: Loop) {
                     _ = looping.shutdown.changed() => {}
                 }
             }
+            Err(ProjectionError::Retired(_)) => {
+                tracing::warn!(
+                    subscription = name,
+                    "this subscription's checkpoint was retired: another projector runs the saga in the other mode; stopping it here"
+                );
+                return;
+            }
             Err(error) => {
                 failures += 1;
                 if error.is_transient() {

@@ -332,9 +332,23 @@ pub async fn new_generation(
     redis: &mut ConnectionManager,
     keys: &RedisKeys,
 ) -> Result<i64, ProjectionError> {
-    let generation: i64 = redis::cmd("INCR")
-        .arg(keys.generation_counter())
-        .query_async(redis)
+    // INCR, but never to a number at or below the live or building generation's: if the counter
+    // was lost and those survived, the count must not come round to a copy in use.
+    let allocate = Script::new(
+        "local n = redis.call('INCR', KEYS[1])
+         local live = tonumber(redis.call('GET', KEYS[2]) or '0')
+         local building = tonumber(redis.call('GET', KEYS[3]) or '0')
+         if n <= live or n <= building then
+           n = math.max(live, building) + 1
+           redis.call('SET', KEYS[1], n)
+         end
+         return n",
+    );
+    let generation: i64 = allocate
+        .key(keys.generation_counter())
+        .key(keys.live_generation())
+        .key(keys.building_generation())
+        .invoke_async(redis)
         .await?;
     delete_generation(redis, keys, generation).await?;
     redis::cmd("SET")

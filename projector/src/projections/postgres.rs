@@ -93,10 +93,10 @@ impl<M: PgReadModel> Projection for PgProjection<M> {
 /// Stores a subscription's last error for /projections (best effort: the database may be the
 /// very thing that is failing).
 pub async fn record_error(pool: &PgPool, name: &str, error: Option<&str>) {
+    // An UPDATE only: a checkpoint row that is gone (a retired saga subscription) stays gone.
     let recorded = sqlx::query(
-        "INSERT INTO projector.checkpoints (name, last_error) VALUES ($1, $2)
-         ON CONFLICT (name) DO UPDATE SET last_error = EXCLUDED.last_error, updated_at = now()
-         WHERE projector.checkpoints.last_error IS DISTINCT FROM EXCLUDED.last_error",
+        "UPDATE projector.checkpoints SET last_error = $2, updated_at = now()
+         WHERE name = $1 AND last_error IS DISTINCT FROM $2",
     )
     .bind(name)
     .bind(error)

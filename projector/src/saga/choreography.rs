@@ -88,12 +88,15 @@ impl SagaHandler for StockHandler {
     ) -> Result<(), SagaError> {
         match reaction(event)? {
             Reaction::Placed(order_id, lines) => match lines.first() {
-                Some(first) => {
+                // Normally pending; a late step (a parked event retried) finds it may not be.
+                Some(first)
+                    if issuer.load::<Order>(order_id).await?.status == OrderStatus::Pending =>
+                {
                     issuer
                         .reserve_stock(order_id, first.product_id, first.quantity)
                         .await
                 }
-                None => Ok(()),
+                _ => Ok(()),
             },
             Reaction::StockReserved {
                 order_id,

@@ -75,10 +75,21 @@ async fn retry<H: SagaHandler>(
             event.data,
         )
         .map_err(anyhow::Error::msg)?;
-        match subscription
-            .try_events(None, std::slice::from_ref(&event))
-            .await
-        {
+        // A lost race (the live saga writing the same aggregate) is retried, like any step.
+        let mut attempt = 0;
+        let outcome = loop {
+            attempt += 1;
+            match subscription
+                .try_events(None, std::slice::from_ref(&event))
+                .await
+            {
+                Err(error) if error.is_transient() && attempt < 10 => {
+                    tokio::time::sleep(shared::event_store::backoff(attempt)).await;
+                }
+                outcome => break outcome,
+            }
+        };
+        match outcome {
             Ok(_) => {
                 sqlx::query(
                     "DELETE FROM projector.dead_letters WHERE subscription = $1 AND position = $2",

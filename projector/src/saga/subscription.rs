@@ -160,12 +160,11 @@ impl<H: SagaHandler> Projection for SagaSubscription<H> {
 
     /// The checkpoint row is made by `saga::adopt_mode` before the subscription starts.
     async fn position(&self) -> Result<i64, ProjectionError> {
-        Ok(
-            sqlx::query_scalar("SELECT position FROM projector.checkpoints WHERE name = $1")
-                .bind(H::NAME)
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        sqlx::query_scalar("SELECT position FROM projector.checkpoints WHERE name = $1")
+            .bind(H::NAME)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(ProjectionError::Retired(H::NAME))
     }
 
     /// A few events per transaction (one commit for several steps); if any step fails (a lost

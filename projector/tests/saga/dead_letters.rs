@@ -122,11 +122,20 @@ async fn a_parked_order_cancelled_meanwhile_holds_nothing_after_the_retry(system
         system.cancel(order).await.status(),
         reqwest::StatusCode::ACCEPTED
     );
+    // The cancel is processed (finding nothing to release) before the parked step is retried:
+    // the order that matters.
+    system.wait_until_caught_up().await;
     add_the_missing_product(system, missing_product).await;
     let (processed, failing) = projector::saga::retry_dead_letters(&system.pool, 100)
         .await
         .expect("retried");
-    assert_eq!((processed, failing), (1, 0));
+    let still_parked: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT subscription, event_type, error FROM projector.dead_letters")
+            .fetch_all(&system.pool)
+            .await
+            .expect("dead letters");
+    assert_eq!(failing, 0, "{still_parked:?}");
+    assert!(processed >= 1);
     system.wait_until_caught_up().await;
     assert_eq!(
         system.read(&format!("/orders/{order}")).await.1["status"],

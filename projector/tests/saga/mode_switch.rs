@@ -17,12 +17,32 @@ async fn switching_to_choreography_mid_flight_decides_every_order(
     let before = system.place_order(customer, &[(tea, 1), (cake, 1)]).await.0;
     assert_eq!(system.settled_order(before).await["status"], "approved");
 
-    // Orders placed and the projector stopped wherever its saga is.
+    // Orders placed and the projector stopped wherever its saga is, until at least one order
+    // is caught half-way (its orchestrated instance still reserving).
     let mut in_flight = Vec::new();
-    for _ in 0..10 {
-        in_flight.push(system.place_order(customer, &[(tea, 2), (cake, 1)]).await.0);
+    for _ in 0..20 {
+        for _ in 0..5 {
+            in_flight.push(system.place_order(customer, &[(tea, 2), (cake, 1)]).await.0);
+        }
+        system.kill_projector().await;
+        let half_way: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM projector.order_sagas WHERE state LIKE 'reserving%'",
+        )
+        .fetch_one(&system.pool)
+        .await
+        .expect("instances");
+        if half_way > 0 {
+            break;
+        }
+        system.start_projector_in(SagaMode::Orchestration);
     }
-    system.kill_projector().await;
+    let half_way: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM projector.order_sagas WHERE state LIKE 'reserving%'",
+    )
+    .fetch_one(&system.pool)
+    .await
+    .expect("instances");
+    assert!(half_way > 0, "no order was caught half-way");
     system.start_projector_in(SagaMode::Choreography);
     let after = system.place_order(customer, &[(cake, 3)]).await.0;
     system.wait_until_caught_up().await;
@@ -34,9 +54,10 @@ async fn switching_to_choreography_mid_flight_decides_every_order(
         );
     }
     let (_, tea_doc) = system.read(&format!("/products/{tea}")).await;
-    assert_eq!(tea_doc["stock_reserved"], 1 + 2 * 10, "{tea_doc}");
+    let placed = in_flight.len() as i64;
+    assert_eq!(tea_doc["stock_reserved"], 1 + 2 * placed, "{tea_doc}");
     let (_, cake_doc) = system.read(&format!("/products/{cake}")).await;
-    assert_eq!(cake_doc["stock_reserved"], 1 + 10 + 3, "{cake_doc}");
+    assert_eq!(cake_doc["stock_reserved"], 1 + placed + 3, "{cake_doc}");
     let (status, projections) = system.read("/projections").await;
     assert_eq!(status, StatusCode::OK);
     let names: Vec<&str> = projections["items"]

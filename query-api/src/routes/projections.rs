@@ -47,9 +47,9 @@ pub async fn projections(
     query: web::Query<Consistent>,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(wanted) = min_position(query.min_position)? {
-        for name in names::READ_MODELS {
-            state.consistency.reach(name, Some(wanted)).await?;
-        }
+        // Together, so that the whole wait stays within one timeout.
+        let waits = names::READ_MODELS.map(|name| state.consistency.reach(name, Some(wanted)));
+        futures_util::future::try_join_all(waits).await?;
     }
     let head_position: i64 =
         sqlx::query_scalar("SELECT head_position FROM read_model.event_log_head")

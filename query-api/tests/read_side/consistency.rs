@@ -138,3 +138,23 @@ async fn projections_show_every_subscription_with_lag_zero_when_quiet(
     }
     system.stop().await;
 }
+
+#[sqlx::test(migrations = false)]
+async fn projections_with_min_position_answers_once_every_read_model_has_it(
+    pool_options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let system = TestSystem::start(pool_options, connect).await;
+    let (_, position) = system.register_customer(1).await;
+    let body = system.read_at("/projections", position).await;
+    for item in body["items"].as_array().expect("items") {
+        let name = item["name"].as_str().expect("name");
+        if shared::read_model::names::READ_MODELS.contains(&name) {
+            assert!(
+                item["position"].as_i64().expect("position") >= position,
+                "{body}"
+            );
+        }
+    }
+    system.stop().await;
+}

@@ -13,7 +13,7 @@ use super::{Loaded, Metadata, StoreError, append_to_stream, load_aggregate, snap
 use crate::domain::{Aggregate, DomainError};
 
 /// How often a command that lost a race (or hit a transient database error) is tried in all.
-const MAX_ATTEMPTS: u32 = 8;
+const MAX_ATTEMPTS: u32 = 12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
