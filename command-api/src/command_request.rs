@@ -48,6 +48,7 @@ pub fn command_options(
             "path": req.path(),
             "body": serde_json::to_value(body).unwrap_or_default(),
         }),
+        retention: state.idempotency_retention,
     });
     Ok(CommandOptions {
         metadata: Metadata {

@@ -67,6 +67,7 @@ pub struct IdempotencyKey {
     /// Up to 200 characters. The first response is stored with the events it appended; a retry
     /// with the same key and body gets it back with `Idempotent-Replayed: true` and appends
     /// nothing; the same key with another body gets 422.
+    /// Kept 24 hours (IDEMPOTENCY_KEY_TTL_HOURS); then the key is new again.
     #[param(rename = "Idempotency-Key", min_length = 1, max_length = 200)]
     idempotency_key: Option<String>,
 }

@@ -1,7 +1,7 @@
 //! Builds the command-api: configuration, connections, routes and middleware. Tests call
 //! `Application::build_with_pool` to run the real app on port 0 against their own database.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use actix_web::web;
 use anyhow::bail;
@@ -36,6 +36,9 @@ pub struct Settings {
     /// Snapshot an aggregate every N events (0 disables snapshots).
     #[arg(long, env = "SNAPSHOT_EVERY", default_value_t = 100, value_parser = clap::value_parser!(i64).range(0..))]
     pub snapshot_every: i64,
+    /// How long an Idempotency-Key's first response is kept (then the key is new again).
+    #[arg(long, env = "IDEMPOTENCY_KEY_TTL_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idempotency_key_ttl_hours: u64,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -44,7 +47,11 @@ pub struct Settings {
 pub struct AppState {
     pub pool: PgPool,
     pub snapshot_every: i64,
+    pub idempotency_retention: Duration,
 }
+
+/// How long Idempotency-Key records are kept unless configured otherwise.
+pub const DEFAULT_IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 pub struct Application {
     server: ApiServer,
@@ -56,18 +63,44 @@ impl Application {
         let pool = connect_postgres(settings.database.require()?, 16).await?;
         migrate(&pool).await?;
         ensure_positions_move_forward(&pool).await?;
-        Self::build_with_pool(pool, &settings.addr, token, settings.snapshot_every)
+        let retention = Duration::from_secs(settings.idempotency_key_ttl_hours * 3600);
+        tokio::spawn(purge_idempotency_keys_periodically(pool.clone(), retention));
+        Self::build_with(
+            pool,
+            &settings.addr,
+            token,
+            settings.snapshot_every,
+            retention,
+        )
     }
 
+    /// The app with the default Idempotency-Key retention (tests use this).
     pub fn build_with_pool(
         pool: PgPool,
         addr: &str,
         token: Option<String>,
         snapshot_every: i64,
     ) -> anyhow::Result<Self> {
+        Self::build_with(
+            pool,
+            addr,
+            token,
+            snapshot_every,
+            DEFAULT_IDEMPOTENCY_RETENTION,
+        )
+    }
+
+    fn build_with(
+        pool: PgPool,
+        addr: &str,
+        token: Option<String>,
+        snapshot_every: i64,
+        idempotency_retention: Duration,
+    ) -> anyhow::Result<Self> {
         let state = web::Data::new(AppState {
             pool,
             snapshot_every,
+            idempotency_retention,
         });
         let token = web::Data::new(CommandToken(token.map(Arc::from)));
         let server = ApiServer::start(addr, "COMMAND_API_ADDR", ApiDoc::openapi(), move |cfg| {
@@ -88,6 +121,19 @@ impl Application {
     /// Serves until SIGTERM or SIGINT, then finishes the requests in flight.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.run_until_stopped().await
+    }
+}
+
+/// Deletes expired Idempotency-Key records every ten minutes (lookups already ignore them).
+async fn purge_idempotency_keys_periodically(pool: PgPool, retention: Duration) {
+    let mut every = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        every.tick().await;
+        match shared::event_store::purge_idempotency_keys(&pool, retention).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "expired Idempotency-Key records deleted"),
+            Err(error) => tracing::warn!(%error, "cannot delete expired Idempotency-Key records"),
+        }
     }
 }
 

@@ -85,3 +85,33 @@ async fn an_overlong_key_is_400(pool: PgPool) {
         .expect("sent");
     problem(response, StatusCode::BAD_REQUEST).await;
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_key_older_than_its_retention_is_new_again_and_is_purged(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let register = || {
+        app.post("/customers")
+            .header("Idempotency-Key", "yesterday")
+            .json(&json!({ "name": "Ada", "credit_limit_cents": 500 }))
+            .send()
+    };
+    created(register().await.expect("sent"), StatusCode::CREATED).await;
+    sqlx::query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
+        .execute(&app.pool)
+        .await
+        .expect("aged");
+    let again = register().await.expect("sent");
+    assert!(again.headers().get("idempotent-replayed").is_none());
+    created(again, StatusCode::CREATED).await;
+    assert_eq!(app.event_count().await, 2);
+
+    sqlx::query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
+        .execute(&app.pool)
+        .await
+        .expect("aged");
+    let retention = command_api::startup::DEFAULT_IDEMPOTENCY_RETENTION;
+    let purged = shared::event_store::purge_idempotency_keys(&app.pool, retention)
+        .await
+        .expect("purged");
+    assert_eq!(purged, 1);
+}

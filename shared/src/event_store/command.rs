@@ -60,6 +60,8 @@ pub struct IdempotencyRequest {
     pub key: String,
     /// What identifies the request: a retry must match it exactly (method, path, body).
     pub fingerprint: serde_json::Value,
+    /// How long the first response is kept; a key older than this is new again.
+    pub retention: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -246,12 +248,15 @@ async fn find_idempotent_response(
         .execute(&mut *conn)
         .await
         .map_err(StoreError::from)?;
-    let stored: Option<(serde_json::Value, serde_json::Value)> =
-        sqlx::query_as("SELECT request, response FROM idempotency_keys WHERE key = $1")
-            .bind(&idempotency.key)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(StoreError::from)?;
+    let stored: Option<(serde_json::Value, serde_json::Value)> = sqlx::query_as(
+        "SELECT request, response FROM idempotency_keys
+             WHERE key = $1 AND created_at > now() - make_interval(secs => $2)",
+    )
+    .bind(&idempotency.key)
+    .bind(idempotency.retention.as_secs_f64())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(StoreError::from)?;
     match stored {
         None => Ok(None),
         Some((request, _)) if request != idempotency.fingerprint => {
@@ -270,14 +275,30 @@ async fn store_idempotent_response(
 ) -> Result<(), CommandError> {
     let response =
         serde_json::to_value(response).map_err(|error| StoreError::Corrupt(error.to_string()))?;
-    sqlx::query("INSERT INTO idempotency_keys (key, request, response) VALUES ($1, $2, $3)")
-        .bind(&idempotency.key)
-        .bind(&idempotency.fingerprint)
-        .bind(response)
-        .execute(&mut *conn)
-        .await
-        .map_err(StoreError::from)?;
+    // An expired record of the same key (not yet purged) is replaced.
+    sqlx::query(
+        "INSERT INTO idempotency_keys (key, request, response) VALUES ($1, $2, $3)
+         ON CONFLICT (key) DO UPDATE
+         SET request = EXCLUDED.request, response = EXCLUDED.response, created_at = now()",
+    )
+    .bind(&idempotency.key)
+    .bind(&idempotency.fingerprint)
+    .bind(response)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::from)?;
     Ok(())
+}
+
+/// Deletes idempotency records older than `retention`; returns how many.
+pub async fn purge_idempotency_keys(pool: &PgPool, retention: Duration) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)",
+    )
+    .bind(retention.as_secs_f64())
+    .execute(pool)
+    .await?
+    .rows_affected())
 }
 
 /// Claims a unique value; a concurrent claim of the same value waits for this transaction and

@@ -12,7 +12,7 @@ pub mod upcast;
 pub use append::{AppendedEvents, append_to_stream};
 pub use command::{
     CommandError, CommandOptions, CommandReply, Executed, IdempotencyRequest, StoredResponse,
-    UniqueClaim, backoff, execute_in_tx, run_command,
+    UniqueClaim, backoff, execute_in_tx, purge_idempotency_keys, run_command,
 };
 pub use load::{Loaded, load_aggregate};
 pub use tail::{
