@@ -5,8 +5,9 @@
 //!
 //! Both issue commands through the shared domain's `decide`, inside the transaction that also
 //! moves their checkpoint: a step either happens once, with its checkpoint, or not at all.
-//! Every command a saga step issues is committed before any later event is processed, so a
-//! cancel that races the saga is always processed after whatever it must release.
+//! Every command a saga step issues is visible (committed, or earlier in the same transaction)
+//! before any later event is processed, so a cancel that races the saga is always processed
+//! after whatever it must release.
 
 pub mod choreography;
 mod dead_letters;
