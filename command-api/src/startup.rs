@@ -1,7 +1,7 @@
 //! Builds the command-api: configuration, connections, routes and middleware. Tests call
-//! `Application::build_with_pool` to run the real app on port 0 against their own database.
+//! `build_with_pool` to run the real app on port 0 against their own database.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use actix_web::web;
 use anyhow::bail;
@@ -53,75 +53,59 @@ pub struct AppState {
 /// How long Idempotency-Key records are kept unless configured otherwise.
 pub const DEFAULT_IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
-pub struct Application {
-    server: ApiServer,
+pub async fn build(settings: Settings) -> anyhow::Result<ApiServer> {
+    let token = command_token(&settings)?;
+    let pool = connect_postgres(settings.database.require()?, 16).await?;
+    migrate(&pool).await?;
+    ensure_positions_move_forward(&pool).await?;
+    let retention = Duration::from_secs(settings.idempotency_key_ttl_hours * 3600);
+    tokio::spawn(purge_idempotency_keys_periodically(pool.clone(), retention));
+    build_with(
+        pool,
+        &settings.addr,
+        token,
+        settings.snapshot_every,
+        retention,
+    )
 }
 
-impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let token = command_token(&settings)?;
-        let pool = connect_postgres(settings.database.require()?, 16).await?;
-        migrate(&pool).await?;
-        ensure_positions_move_forward(&pool).await?;
-        let retention = Duration::from_secs(settings.idempotency_key_ttl_hours * 3600);
-        tokio::spawn(purge_idempotency_keys_periodically(pool.clone(), retention));
-        Self::build_with(
-            pool,
-            &settings.addr,
-            token,
-            settings.snapshot_every,
-            retention,
-        )
-    }
+/// The app with the default Idempotency-Key retention (tests use this).
+pub fn build_with_pool(
+    pool: PgPool,
+    addr: &str,
+    token: Option<String>,
+    snapshot_every: i64,
+) -> anyhow::Result<ApiServer> {
+    build_with(
+        pool,
+        addr,
+        token,
+        snapshot_every,
+        DEFAULT_IDEMPOTENCY_RETENTION,
+    )
+}
 
-    /// The app with the default Idempotency-Key retention (tests use this).
-    pub fn build_with_pool(
-        pool: PgPool,
-        addr: &str,
-        token: Option<String>,
-        snapshot_every: i64,
-    ) -> anyhow::Result<Self> {
-        Self::build_with(
-            pool,
-            addr,
-            token,
-            snapshot_every,
-            DEFAULT_IDEMPOTENCY_RETENTION,
-        )
-    }
-
-    fn build_with(
-        pool: PgPool,
-        addr: &str,
-        token: Option<String>,
-        snapshot_every: i64,
-        idempotency_retention: Duration,
-    ) -> anyhow::Result<Self> {
-        let state = web::Data::new(AppState {
-            pool,
-            snapshot_every,
-            idempotency_retention,
-        });
-        let token = web::Data::new(CommandToken(token.map(Arc::from)));
-        let server = ApiServer::start(addr, "COMMAND_API_ADDR", ApiDoc::openapi(), move |cfg| {
-            cfg.app_data(state.clone())
-                .app_data(token.clone())
-                .configure(routes::health::configure)
-                .configure(routes::customers::configure)
-                .configure(routes::products::configure)
-                .configure(routes::orders::configure);
-        })?;
-        Ok(Self { server })
-    }
-
-    pub fn address(&self) -> SocketAddr {
-        self.server.address()
-    }
-
-    /// Serves until SIGTERM or SIGINT, then finishes the requests in flight.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.run_until_stopped().await
-    }
+fn build_with(
+    pool: PgPool,
+    addr: &str,
+    token: Option<String>,
+    snapshot_every: i64,
+    idempotency_retention: Duration,
+) -> anyhow::Result<ApiServer> {
+    let state = web::Data::new(AppState {
+        pool,
+        snapshot_every,
+        idempotency_retention,
+    });
+    let token = web::Data::new(CommandToken(token.map(Arc::from)));
+    ApiServer::start(addr, "COMMAND_API_ADDR", ApiDoc::openapi(), move |cfg| {
+        cfg.app_data(state.clone())
+            .app_data(token.clone())
+            .configure(routes::health::configure)
+            .configure(routes::customers::configure)
+            .configure(routes::products::configure)
+            .configure(routes::orders::configure);
+    })
 }
 
 /// Deletes expired Idempotency-Key records every ten minutes (lookups already ignore them).

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use query_api::startup::{Application, Settings};
+use query_api::startup::{self, Settings};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -13,7 +13,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
-    let application = Application::build(settings).await?;
+    let application = startup::build(settings).await?;
     tracing::info!(address = %application.address(), "query-api listening");
     application.run_until_stopped().await
 }

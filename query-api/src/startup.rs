@@ -1,8 +1,8 @@
 //! Builds the query-api. Its database sessions run as `cqrs_query_reader`, a role with SELECT
 //! on the `read_model` schema and nothing else, whatever URL it is given; tests call
-//! `Application::build_with` to run the real app on port 0.
+//! `build_with` to run the real app on port 0.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use actix_web::web;
 use anyhow::Context;
@@ -58,64 +58,48 @@ pub struct AppState {
     pub consistency: Consistency,
 }
 
-pub struct Application {
-    server: ApiServer,
+pub async fn build(settings: Settings) -> anyhow::Result<ApiServer> {
+    let url = match (
+        &settings.query_database_url,
+        &settings.database.database_url,
+    ) {
+        (Some(url), _) | (None, Some(url)) if !url.trim().is_empty() => url.clone(),
+        _ => settings.database.require()?.to_owned(),
+    };
+    // Migrations need the login role's rights; queries then run as the reader role.
+    let migrator =
+        connect_postgres(settings.database.database_url.as_deref().unwrap_or(&url), 1).await?;
+    migrate(&migrator).await?;
+    migrator.close().await;
+    let pool = connect_reader(&url, 16).await?;
+    let redis = connect_redis(&settings.redis.redis_url).await?;
+    let keys = RedisKeys::new(settings.redis.redis_key_prefix.clone());
+    let progress = listen_for_progress(settings.redis.redis_url.clone(), keys.clone());
+    let timeout = Duration::from_millis(settings.consistency_timeout_ms);
+    build_with(pool, redis, keys, progress, timeout, &settings.addr)
 }
 
-impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let url = match (
-            &settings.query_database_url,
-            &settings.database.database_url,
-        ) {
-            (Some(url), _) | (None, Some(url)) if !url.trim().is_empty() => url.clone(),
-            _ => settings.database.require()?.to_owned(),
-        };
-        // Migrations need the login role's rights; queries then run as the reader role.
-        let migrator =
-            connect_postgres(settings.database.database_url.as_deref().unwrap_or(&url), 1).await?;
-        migrate(&migrator).await?;
-        migrator.close().await;
-        let pool = connect_reader(&url, 16).await?;
-        let redis = connect_redis(&settings.redis.redis_url).await?;
-        let keys = RedisKeys::new(settings.redis.redis_key_prefix.clone());
-        let progress = listen_for_progress(settings.redis.redis_url.clone(), keys.clone());
-        let timeout = Duration::from_millis(settings.consistency_timeout_ms);
-        Self::build_with(pool, redis, keys, progress, timeout, &settings.addr)
-    }
-
-    pub fn build_with(
-        pool: PgPool,
-        redis: ConnectionManager,
-        keys: RedisKeys,
-        progress: tokio::sync::watch::Receiver<u64>,
-        consistency_timeout: Duration,
-        addr: &str,
-    ) -> anyhow::Result<Self> {
-        let state = web::Data::new(AppState {
-            pool: pool.clone(),
-            lookups: Lookups::new(redis.clone(), keys.clone()),
-            consistency: Consistency::new(pool, redis, keys, progress, consistency_timeout),
-        });
-        let server = ApiServer::start(addr, "QUERY_API_ADDR", ApiDoc::openapi(), move |cfg| {
-            cfg.app_data(state.clone())
-                .configure(routes::health::configure)
-                .configure(routes::orders::configure)
-                .configure(routes::products::configure)
-                .configure(routes::customers::configure)
-                .configure(routes::projections::configure);
-        })?;
-        Ok(Self { server })
-    }
-
-    pub fn address(&self) -> SocketAddr {
-        self.server.address()
-    }
-
-    /// Serves until SIGTERM or SIGINT, then finishes the requests in flight.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.run_until_stopped().await
-    }
+pub fn build_with(
+    pool: PgPool,
+    redis: ConnectionManager,
+    keys: RedisKeys,
+    progress: tokio::sync::watch::Receiver<u64>,
+    consistency_timeout: Duration,
+    addr: &str,
+) -> anyhow::Result<ApiServer> {
+    let state = web::Data::new(AppState {
+        pool: pool.clone(),
+        lookups: Lookups::new(redis.clone(), keys.clone()),
+        consistency: Consistency::new(pool, redis, keys, progress, consistency_timeout),
+    });
+    ApiServer::start(addr, "QUERY_API_ADDR", ApiDoc::openapi(), move |cfg| {
+        cfg.app_data(state.clone())
+            .configure(routes::health::configure)
+            .configure(routes::orders::configure)
+            .configure(routes::products::configure)
+            .configure(routes::customers::configure)
+            .configure(routes::projections::configure);
+    })
 }
 
 /// A pool whose every session is read-only and runs as the reader role, so the query-api

@@ -97,7 +97,7 @@ impl TestSystem {
             .expect("Redis for tests");
         let keys = RedisKeys::new(format!("test:{}:", Uuid::new_v4().simple()));
 
-        let command = command_api::startup::Application::build_with_pool(
+        let command = command_api::startup::build_with_pool(
             pool.clone(),
             "127.0.0.1:0",
             Some(TOKEN.into()),
@@ -109,7 +109,7 @@ impl TestSystem {
 
         let progress = query_api::consistency::listen_for_progress(redis_url(), keys.clone());
         let reader_pool = reader.clone();
-        let query = query_api::startup::Application::build_with(
+        let query = query_api::startup::build_with(
             reader,
             redis.clone(),
             keys.clone(),

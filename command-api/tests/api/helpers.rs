@@ -20,7 +20,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(pool: PgPool, snapshot_every: i64) -> Self {
-        let app = command_api::startup::Application::build_with_pool(
+        let app = command_api::startup::build_with_pool(
             pool.clone(),
             "127.0.0.1:0",
             Some(TOKEN.to_owned()),

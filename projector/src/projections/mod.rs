@@ -22,8 +22,8 @@ pub trait Projection: Send + Sync + 'static {
     fn position(&self) -> impl Future<Output = Result<i64, ProjectionError>> + Send;
 
     /// Applies `events` (all after `from`, in order) and moves the checkpoint to the last one.
-    /// Returns false, having changed nothing, when the checkpoint is no longer at `from`
-    /// (another process moved it, e.g. a rebuild switched over): the caller re-reads.
+    /// Returns false, having changed nothing, when the live copy is no longer where `from` was
+    /// read (another process moved it, e.g. a rebuild switched over): the caller re-reads.
     fn apply(
         &self,
         from: i64,

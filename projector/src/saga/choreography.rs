@@ -22,7 +22,7 @@ use shared::{
     domain::{
         customer::{CustomerCommand, CustomerEvent},
         order::{Order, OrderCommand, OrderEvent, OrderLine, OrderStatus, RejectionReason},
-        product::{ProductCommand, ProductEvent},
+        product::ProductEvent,
     },
     event_store::RecordedEvent,
 };
@@ -119,10 +119,7 @@ impl SagaHandler for StockHandler {
                         }
                     }
                     OrderStatus::Cancelled | OrderStatus::Rejected => {
-                        issuer
-                            .product(product_id, ProductCommand::ReleaseStock { order_id })
-                            .await?;
-                        Ok(())
+                        issuer.release_stock(order_id, [product_id]).await
                     }
                     OrderStatus::Approved | OrderStatus::Shipped => Ok(()),
                 }
@@ -131,21 +128,13 @@ impl SagaHandler for StockHandler {
             | Reaction::CreditRefused(order_id)
             | Reaction::Cancelled(order_id) => {
                 let order: Order = issuer.load(order_id).await?;
-                for line in &order.lines {
-                    issuer
-                        .product(line.product_id, ProductCommand::ReleaseStock { order_id })
-                        .await?;
-                }
-                Ok(())
+                let products: Vec<Uuid> = order.lines.iter().map(|line| line.product_id).collect();
+                issuer.release_stock(order_id, products).await
             }
             Reaction::Shipped(order_id) => {
                 let order: Order = issuer.load(order_id).await?;
-                for line in &order.lines {
-                    issuer
-                        .product(line.product_id, ProductCommand::ShipStock { order_id })
-                        .await?;
-                }
-                Ok(())
+                let products: Vec<Uuid> = order.lines.iter().map(|line| line.product_id).collect();
+                issuer.ship_stock(order_id, products).await
             }
             Reaction::CreditReserved(_) | Reaction::Nothing => Ok(()),
         }

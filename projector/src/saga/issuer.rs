@@ -79,6 +79,32 @@ impl<'a> Issuer<'a> {
         Ok(())
     }
 
+    /// Releases whatever stock the order holds of these products (a no-op where it holds none).
+    pub async fn release_stock(
+        &mut self,
+        order_id: Uuid,
+        products: impl IntoIterator<Item = Uuid>,
+    ) -> Result<(), SagaError> {
+        for product_id in products {
+            self.product(product_id, ProductCommand::ReleaseStock { order_id })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Moves the order's reserved stock of these products out of the shop.
+    pub async fn ship_stock(
+        &mut self,
+        order_id: Uuid,
+        products: impl IntoIterator<Item = Uuid>,
+    ) -> Result<(), SagaError> {
+        for product_id in products {
+            self.product(product_id, ProductCommand::ShipStock { order_id })
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Reserves an order's total against its customer's credit (a no-op if already asked).
     pub async fn reserve_credit(
         &mut self,

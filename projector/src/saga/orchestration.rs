@@ -16,7 +16,7 @@ use shared::{
     domain::{
         customer::{CustomerCommand, CustomerEvent},
         order::{Order, OrderCommand, OrderEvent, OrderStatus, RejectionReason},
-        product::{ProductCommand, ProductEvent},
+        product::ProductEvent,
     },
     event_store::RecordedEvent,
 };
@@ -36,12 +36,18 @@ struct Line {
 /// One order's saga instance, as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct Instance {
-    order_id: Uuid,
     customer_id: Uuid,
     lines: sqlx::types::Json<Vec<Line>>,
     total_cents: i64,
     state: String,
     reserved_lines: i32,
+}
+
+impl Instance {
+    /// The products of its lines, in order.
+    fn products(&self) -> Vec<Uuid> {
+        self.lines.iter().map(|line| line.product_id).collect()
+    }
 }
 
 const RESERVING_STOCK: &str = "reserving_stock";
@@ -114,7 +120,7 @@ async fn on_order_event(issuer: &mut Issuer<'_>, event: &RecordedEvent) -> Resul
             let Some(instance) = load(issuer.conn(), order_id).await? else {
                 return Ok(());
             };
-            release_stock(issuer, &instance, instance.lines.len()).await?;
+            issuer.release_stock(order_id, instance.products()).await?;
             issuer
                 .customer(
                     instance.customer_id,
@@ -133,11 +139,7 @@ async fn on_order_event(issuer: &mut Issuer<'_>, event: &RecordedEvent) -> Resul
             let Some(instance) = load(issuer.conn(), order_id).await? else {
                 return Ok(());
             };
-            for line in instance.lines.iter() {
-                issuer
-                    .product(line.product_id, ProductCommand::ShipStock { order_id })
-                    .await?;
-            }
+            issuer.ship_stock(order_id, instance.products()).await?;
             set_state(issuer.conn(), order_id, "shipped", instance.reserved_lines).await
         }
         OrderEvent::OrderApproved {} | OrderEvent::OrderRejected { .. } => Ok(()),
@@ -160,7 +162,15 @@ async fn on_product_event(issuer: &mut Issuer<'_>, event: &RecordedEvent) -> Res
         return Ok(()); // a reply this instance no longer waits for (e.g. it was cancelled meanwhile)
     }
     if !reserved {
-        release_stock(issuer, &instance, instance.reserved_lines as usize).await?;
+        issuer
+            .release_stock(
+                order_id,
+                instance
+                    .products()
+                    .into_iter()
+                    .take(instance.reserved_lines as usize),
+            )
+            .await?;
         issuer
             .order(
                 order_id,
@@ -207,7 +217,7 @@ async fn on_customer_event(
         issuer.order(order_id, OrderCommand::Approve).await?;
         set_state(issuer.conn(), order_id, "approved", instance.reserved_lines).await
     } else {
-        release_stock(issuer, &instance, instance.lines.len()).await?;
+        issuer.release_stock(order_id, instance.products()).await?;
         issuer
             .order(
                 order_id,
@@ -220,28 +230,9 @@ async fn on_customer_event(
     }
 }
 
-/// Releases the stock of the first `lines` lines (a release of stock never held does nothing).
-async fn release_stock(
-    issuer: &mut Issuer<'_>,
-    instance: &Instance,
-    lines: usize,
-) -> Result<(), SagaError> {
-    for line in instance.lines.iter().take(lines) {
-        issuer
-            .product(
-                line.product_id,
-                ProductCommand::ReleaseStock {
-                    order_id: instance.order_id,
-                },
-            )
-            .await?;
-    }
-    Ok(())
-}
-
 async fn load(conn: &mut PgConnection, order_id: Uuid) -> Result<Option<Instance>, SagaError> {
     Ok(sqlx::query_as(
-        "SELECT order_id, customer_id, lines, total_cents, state, reserved_lines FROM projector.order_sagas
+        "SELECT customer_id, lines, total_cents, state, reserved_lines FROM projector.order_sagas
          WHERE order_id = $1 FOR UPDATE",
     )
     .bind(order_id)

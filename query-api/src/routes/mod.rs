@@ -51,10 +51,13 @@ pub async fn lookup<V: DeserializeOwned + Serialize>(
     id: Uuid,
     query: &Consistent,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .consistency
-        .reach(names::LOOKUPS, min_position(query.min_position)?)
-        .await?;
+    // The lookup itself reports the position it reflects, so only a wait needs the checkpoint.
+    if let Some(wanted) = min_position(query.min_position)? {
+        state
+            .consistency
+            .reach(names::LOOKUPS, Some(wanted))
+            .await?;
+    }
     match state.lookups.find::<V>(kind, id).await? {
         (Some(document), position) => Ok(with_position(&document, position)),
         (None, _) => Err(ApiError::NotFound(format!("no {kind} has this id"))),

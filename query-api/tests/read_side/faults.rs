@@ -246,7 +246,7 @@ async fn redis_down_is_503_never_500(pool_options: PgPoolOptions, connect: PgCon
     };
     let keys = shared::read_model::RedisKeys::new("down:");
     let (_, progress) = tokio::sync::watch::channel(0);
-    let app = query_api::startup::Application::build_with(
+    let app = query_api::startup::build_with(
         reader,
         redis,
         keys,
