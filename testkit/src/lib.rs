@@ -25,6 +25,19 @@ pub use snapshot::ReadModelSnapshot;
 
 pub const TOKEN: &str = "test-token";
 
+/// A pool on the test's database with the schema applied (for tests that need no services).
+pub async fn migrated_pool(
+    pool_options: PgPoolOptions,
+    connect_options: &PgConnectOptions,
+) -> PgPool {
+    let pool = pool_options
+        .connect_with(connect_options.clone())
+        .await
+        .expect("test pool");
+    shared::config::migrate(&pool).await.expect("migrations");
+    pool
+}
+
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| shared::config::DEFAULT_REDIS_URL.to_owned())
 }
@@ -83,12 +96,7 @@ impl TestSystem {
         // A pool of its own rather than one borrowing from sqlx's shared test pool: the system
         // holds its connections for the whole test, and `stop` closes them.
         drop(pool_options);
-        let pool = PgPoolOptions::new()
-            .max_connections(12)
-            .connect_with(connect_options.clone())
-            .await
-            .expect("test pool");
-        shared::config::migrate(&pool).await.expect("migrations");
+        let pool = migrated_pool(PgPoolOptions::new().max_connections(12), &connect_options).await;
         let reader = query_api::startup::connect_reader_with(connect_options.clone(), 4)
             .await
             .expect("reader pool");

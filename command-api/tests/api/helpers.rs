@@ -79,6 +79,17 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// Places an order, asserts it was accepted, and returns its id.
+    pub async fn placed_order(&self, customer_id: Uuid, lines: &[(Uuid, i64)]) -> Uuid {
+        id_of(
+            created(
+                self.place_order(customer_id, lines).await,
+                StatusCode::ACCEPTED,
+            )
+            .await,
+        )
+    }
+
     pub async fn event_count(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM events")
             .fetch_one(&self.pool)

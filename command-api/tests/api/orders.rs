@@ -79,13 +79,7 @@ async fn shipping_needs_an_approved_order(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let customer = app.register_customer(100_000).await;
     let tea = app.add_product("TEA", 450, 10).await;
-    let order = crate::helpers::id_of(
-        created(
-            app.place_order(customer, &[(tea, 1)]).await,
-            StatusCode::ACCEPTED,
-        )
-        .await,
-    );
+    let order = app.placed_order(customer, &[(tea, 1)]).await;
     problem(
         app.post(&format!("/orders/{order}/ship"))
             .send()
@@ -119,20 +113,8 @@ async fn cancelling_takes_an_optional_reason_and_a_second_cancel_is_409(pool: Pg
     let app = TestApp::spawn(pool).await;
     let customer = app.register_customer(100_000).await;
     let tea = app.add_product("TEA", 450, 10).await;
-    let first = crate::helpers::id_of(
-        created(
-            app.place_order(customer, &[(tea, 1)]).await,
-            StatusCode::ACCEPTED,
-        )
-        .await,
-    );
-    let second = crate::helpers::id_of(
-        created(
-            app.place_order(customer, &[(tea, 1)]).await,
-            StatusCode::ACCEPTED,
-        )
-        .await,
-    );
+    let first = app.placed_order(customer, &[(tea, 1)]).await;
+    let second = app.placed_order(customer, &[(tea, 1)]).await;
     let body = created(
         app.post(&format!("/orders/{first}/cancel"))
             .send()
@@ -145,13 +127,7 @@ async fn cancelling_takes_an_optional_reason_and_a_second_cancel_is_409(pool: Pg
     let null_body = app
         .post(&format!(
             "/orders/{}/cancel",
-            crate::helpers::id_of(
-                created(
-                    app.place_order(customer, &[(tea, 1)]).await,
-                    StatusCode::ACCEPTED
-                )
-                .await
-            )
+            app.placed_order(customer, &[(tea, 1)]).await
         ))
         .header("content-type", "application/json")
         .body("null");
@@ -190,13 +166,7 @@ async fn a_cancel_reason_with_control_characters_is_422_not_a_server_error(pool:
     let app = TestApp::spawn(pool).await;
     let customer = app.register_customer(100_000).await;
     let tea = app.add_product("TEA", 450, 10).await;
-    let order = crate::helpers::id_of(
-        created(
-            app.place_order(customer, &[(tea, 1)]).await,
-            StatusCode::ACCEPTED,
-        )
-        .await,
-    );
+    let order = app.placed_order(customer, &[(tea, 1)]).await;
     let response = app
         .post(&format!("/orders/{order}/cancel"))
         .header("Idempotency-Key", "nul")

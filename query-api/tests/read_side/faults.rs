@@ -223,11 +223,7 @@ impl Drop for PrivateRedis {
 
 #[sqlx::test]
 async fn redis_down_is_503_never_500(pool_options: PgPoolOptions, connect: PgConnectOptions) {
-    let admin = pool_options
-        .connect_with(connect.clone())
-        .await
-        .expect("pool");
-    shared::config::migrate(&admin).await.expect("migrations");
+    let admin = testkit::migrated_pool(pool_options, &connect).await;
     let reader = query_api::startup::connect_reader_with(connect, 2)
         .await
         .expect("reader");

@@ -7,11 +7,7 @@ async fn the_query_role_reads_read_models_only(
     pool_options: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let admin = pool_options
-        .connect_with(connect.clone())
-        .await
-        .expect("admin pool");
-    shared::config::migrate(&admin).await.expect("migrations");
+    let admin = testkit::migrated_pool(pool_options, &connect).await;
     let reader = query_api::startup::connect_reader_with(connect, 2)
         .await
         .expect("reader pool");
@@ -49,11 +45,7 @@ async fn a_reader_only_login_cannot_escape_the_role(
     pool_options: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let admin = pool_options
-        .connect_with(connect.clone())
-        .await
-        .expect("admin pool");
-    shared::config::migrate(&admin).await.expect("migrations");
+    let admin = testkit::migrated_pool(pool_options, &connect).await;
     sqlx::raw_sql(
         "DO $$ BEGIN
            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'cqrs_query_login') THEN
