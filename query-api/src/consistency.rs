@@ -82,7 +82,10 @@ impl Consistency {
         let Some(wanted) = min_position else {
             return self.position(projection).await;
         };
-        let reached = self.position(projection).await?;
+        // Subscribe before the first read, so that an announcement right after it still wakes us.
+        let mut progress = self.progress.clone();
+        progress.borrow_and_update();
+        let mut reached = self.position(projection).await?;
         if reached >= wanted {
             return Ok(reached);
         }
@@ -96,13 +99,7 @@ impl Consistency {
             )));
         }
         let deadline = Instant::now() + self.timeout;
-        let mut progress = self.progress.clone();
         loop {
-            progress.borrow_and_update();
-            let reached = self.position(projection).await?;
-            if reached >= wanted {
-                return Ok(reached);
-            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(ApiError::NotYetConsistent {
@@ -111,7 +108,16 @@ impl Consistency {
                     reached,
                 });
             }
-            let _ = tokio::time::timeout(left.min(FALLBACK_RECHECK), progress.changed()).await;
+            // `changed` marks the announcement seen; a timeout means re-check anyway. Without an
+            // announcer (its task gone) fall back to the timer alone.
+            let pause = left.min(FALLBACK_RECHECK);
+            if let Ok(Err(_)) = tokio::time::timeout(pause, progress.changed()).await {
+                tokio::time::sleep(pause).await;
+            }
+            reached = self.position(projection).await?;
+            if reached >= wanted {
+                return Ok(reached);
+            }
         }
     }
 }
