@@ -11,18 +11,18 @@ use actix_web::{
     middleware::Next,
     web,
 };
-use shared::http::Problem;
+use http_kit::Problem;
 
 /// The token every command must carry, or none when auth was explicitly disabled.
 #[derive(Clone)]
-pub struct CommandToken(pub Option<Arc<str>>);
+pub struct CommandTokens(pub Option<Arc<str>>);
 
 pub async fn require_bearer_token(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let expected = req
-        .app_data::<web::Data<CommandToken>>()
+        .app_data::<web::Data<CommandTokens>>()
         .and_then(|token| token.0.clone());
     if let Some(expected) = expected {
         let presented = req
@@ -40,7 +40,7 @@ pub async fn require_bearer_token(
             let problem = Problem::new(StatusCode::UNAUTHORIZED, detail);
             let response = HttpResponse::Unauthorized()
                 .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
-                .content_type("application/problem+json")
+                .content_type(http_kit::PROBLEM_CONTENT_TYPE)
                 .json(problem);
             return Ok(req.into_response(response));
         }
@@ -58,7 +58,7 @@ where
     Args: actix_web::FromRequest + 'static,
     F::Output: actix_web::Responder + 'static,
 {
-    shared::http::resource_for(path, actix_web::http::Method::POST, handler)
+    http_kit::resource_for(path, actix_web::http::Method::POST, handler)
         .wrap(actix_web::middleware::from_fn(require_bearer_token))
 }
 

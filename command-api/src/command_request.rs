@@ -3,17 +3,15 @@
 //! just produced or replayed from an idempotency record.
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, http::StatusCode, web};
-use serde::{Deserialize, Serialize};
-use shared::{
-    domain::{Aggregate, order::OrderStatus},
-    event_store::{
-        CommandOptions, CommandReply, Executed, IdempotencyRequest, Metadata, StoredResponse,
-    },
-    http::RequestId,
+use domain::{Aggregate, order::OrderStatus};
+use event_store::{
+    CommandOptions, CommandReply, Executed, IdempotencyRequest, Metadata, StoredResponse,
 };
+use http_kit::RequestId;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{problem::ApiError, startup::AppState};
+use crate::{AppState, error::ApiError};
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
@@ -30,7 +28,31 @@ pub struct CommandAccepted {
     pub position: i64,
     /// Orders only: `pending` until the saga decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<OrderStatus>,
+    pub status: Option<OrderStatusAfterCommand>,
+}
+
+/// An order's status as a command leaves it: placed orders are `pending` until the saga
+/// decides (read the decision from the query-api).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = OrderStatus)]
+pub enum OrderStatusAfterCommand {
+    Pending,
+    Cancelled,
+    Shipped,
+}
+
+impl OrderStatusAfterCommand {
+    /// The status of the order a command just changed; a command never leaves an order
+    /// approved or rejected (only the saga does).
+    pub fn of(status: OrderStatus) -> Option<Self> {
+        match status {
+            OrderStatus::Pending => Some(Self::Pending),
+            OrderStatus::Cancelled => Some(Self::Cancelled),
+            OrderStatus::Shipped => Some(Self::Shipped),
+            OrderStatus::Approved | OrderStatus::Rejected => None,
+        }
+    }
 }
 
 /// Builds the command options for this request; `body` identifies it for idempotency.
@@ -114,7 +136,7 @@ pub fn accepted<A: Aggregate>(
         id,
         version: executed.loaded.version,
         position: executed.last_position.unwrap_or_default(),
-        status: order_status,
+        status: order_status.and_then(OrderStatusAfterCommand::of),
     };
     StoredResponse {
         status: status.as_u16(),

@@ -1,9 +1,23 @@
-//! The write side's HTTP interface: validates commands, runs them through the shared domain and
+//! The write side's HTTP interface: validates commands, runs them through the domain and the
 //! event store, and never touches a read model.
 
 mod auth;
+mod catalog;
 mod command_request;
+mod error;
 pub mod openapi;
-mod problem;
 mod routes;
 pub mod startup;
+
+pub use startup::{Application, Settings};
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub pool: PgPool,
+    pub snapshot_every: i64,
+    pub idempotency_retention: Duration,
+}

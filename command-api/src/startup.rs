@@ -1,20 +1,17 @@
-//! Builds the command-api: configuration, connections, routes and middleware. Tests call
-//! `build_with_pool` to run the real app on port 0 against their own database.
+//! Builds the command-api from its settings: connections, migrations, background tasks, routes.
+//! `main` and the tests both go through `Application::build`, so a test runs what production
+//! runs; tests override only the address, the database and the token.
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use actix_web::web;
 use anyhow::bail;
-use shared::{
-    config::{DatabaseArgs, connect_postgres, migrate},
-    event_store::ensure_positions_move_forward,
-    http::ApiServer,
-    telemetry::LogArgs,
-};
+use database::DatabaseArgs;
+use http_kit::{ApiServer, ServerConfig, telemetry::LogArgs};
 use sqlx::PgPool;
 use utoipa::OpenApi;
 
-use crate::{auth::CommandToken, openapi::ApiDoc, routes};
+use crate::{AppState, auth::CommandTokens, openapi::ApiDoc, routes};
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -43,69 +40,62 @@ pub struct Settings {
     pub log: LogArgs,
 }
 
-/// What every handler can reach.
-pub struct AppState {
-    pub pool: PgPool,
-    pub snapshot_every: i64,
-    pub idempotency_retention: Duration,
-}
-
-/// How long Idempotency-Key records are kept unless configured otherwise.
-pub const DEFAULT_IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(24 * 3600);
-
-pub async fn build(settings: Settings) -> anyhow::Result<ApiServer> {
-    let token = command_token(&settings)?;
-    let pool = connect_postgres(settings.database.require()?, 16).await?;
-    migrate(&pool).await?;
-    ensure_positions_move_forward(&pool).await?;
-    let retention = Duration::from_secs(settings.idempotency_key_ttl_hours * 3600);
-    tokio::spawn(purge_idempotency_keys_periodically(pool.clone(), retention));
-    build_with(
-        pool,
-        &settings.addr,
-        token,
-        settings.snapshot_every,
-        retention,
-    )
-}
-
-/// The app with the default Idempotency-Key retention (tests use this).
-pub fn build_with_pool(
+/// The running command-api: its HTTP server and the background task that purges expired
+/// Idempotency-Key records.
+pub struct Application {
+    server: ApiServer,
     pool: PgPool,
-    addr: &str,
-    token: Option<String>,
-    snapshot_every: i64,
-) -> anyhow::Result<ApiServer> {
-    build_with(
-        pool,
-        addr,
-        token,
-        snapshot_every,
-        DEFAULT_IDEMPOTENCY_RETENTION,
-    )
+    purge: tokio::task::JoinHandle<()>,
 }
 
-fn build_with(
-    pool: PgPool,
-    addr: &str,
-    token: Option<String>,
-    snapshot_every: i64,
-    idempotency_retention: Duration,
-) -> anyhow::Result<ApiServer> {
-    let state = web::Data::new(AppState {
-        pool,
-        snapshot_every,
-        idempotency_retention,
-    });
-    let token = web::Data::new(CommandToken(token.map(Arc::from)));
-    ApiServer::start(addr, "COMMAND_API_ADDR", ApiDoc::openapi(), move |cfg| {
-        cfg.app_data(state.clone())
-            .app_data(token.clone())
-            .configure(routes::health::configure)
-            .configure(routes::customers::configure)
-            .configure(routes::products::configure)
-            .configure(routes::orders::configure);
-    })
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let tokens = command_tokens(&settings)?;
+        let pool = database::connect(settings.database.require()?, 16).await?;
+        database::migrate(&pool).await?;
+        event_store::ensure_positions_move_forward(&pool).await?;
+        let retention = Duration::from_secs(settings.idempotency_key_ttl_hours * 3600);
+        let purge = tokio::spawn(purge_idempotency_keys_periodically(pool.clone(), retention));
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            snapshot_every: settings.snapshot_every,
+            idempotency_retention: retention,
+        });
+        let tokens = web::Data::new(tokens);
+        let config =
+            ServerConfig::new(settings.addr, "COMMAND_API_ADDR").openapi(ApiDoc::openapi());
+        let server = ApiServer::start(config, move |cfg| {
+            cfg.app_data(state.clone())
+                .app_data(tokens.clone())
+                .configure(routes::health::router)
+                .configure(routes::customers::router)
+                .configure(routes::products::router)
+                .configure(routes::orders::router);
+        })?;
+        Ok(Self {
+            server,
+            pool,
+            purge,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.server.address()
+    }
+
+    /// Stops the server from outside (tests ending a system).
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM or SIGINT, then finishes the requests in flight and closes its
+    /// database sessions.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let served = self.server.run_until_stopped().await;
+        self.purge.abort();
+        self.pool.close().await;
+        served
+    }
 }
 
 /// Deletes expired Idempotency-Key records every ten minutes (lookups already ignore them).
@@ -113,7 +103,7 @@ async fn purge_idempotency_keys_periodically(pool: PgPool, retention: Duration) 
     let mut every = tokio::time::interval(Duration::from_secs(600));
     loop {
         every.tick().await;
-        match shared::event_store::purge_idempotency_keys(&pool, retention).await {
+        match event_store::purge_idempotency_keys(&pool, retention).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "expired Idempotency-Key records deleted"),
             Err(error) => tracing::warn!(%error, "cannot delete expired Idempotency-Key records"),
@@ -121,15 +111,15 @@ async fn purge_idempotency_keys_periodically(pool: PgPool, retention: Duration) 
     }
 }
 
-fn command_token(settings: &Settings) -> anyhow::Result<Option<String>> {
+fn command_tokens(settings: &Settings) -> anyhow::Result<CommandTokens> {
     match settings.token.as_deref().map(str::trim) {
-        Some(token) if !token.is_empty() => Ok(Some(token.to_owned())),
+        Some(token) if !token.is_empty() => Ok(CommandTokens(Some(Arc::from(token)))),
         _ if settings.insecure_no_auth => {
             tracing::warn!(
                 "INSECURE: command-api accepts commands WITHOUT authentication (--insecure-no-auth / \
                  COMMAND_API_INSECURE); anyone who can reach it can change data"
             );
-            Ok(None)
+            Ok(CommandTokens(None))
         }
         _ => bail!(
             "COMMAND_API_TOKEN is not set: export a secret token (./scripts/run makes one), or pass \

@@ -1,9 +1,8 @@
 //! `projector [run]`, `projector rebuild <name> | --all`, `projector retry-dead-letters`.
 
-use shared::{
-    config::{DatabaseArgs, RedisArgs},
-    telemetry::LogArgs,
-};
+use read_models::names;
+
+use crate::{Application, Projector, Settings, saga};
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -13,19 +12,7 @@ use shared::{
 )]
 pub struct Cli {
     #[command(flatten)]
-    pub database: DatabaseArgs,
-    #[command(flatten)]
-    pub redis: RedisArgs,
-    #[arg(long, env = "PROJECTOR_ADDR", default_value = "127.0.0.1:8082")]
-    pub addr: String,
-    /// Snapshot aggregates every N events when the saga writes (0 disables snapshots).
-    #[arg(long, env = "SNAPSHOT_EVERY", default_value_t = 100, value_parser = clap::value_parser!(i64).range(0..))]
-    pub snapshot_every: i64,
-    /// How the order saga runs: one coordinator, or handlers reacting to each other's events.
-    #[arg(long, env = "SAGA_MODE", value_enum, default_value = "orchestration")]
-    pub saga_mode: crate::saga::SagaMode,
-    #[command(flatten)]
-    pub log: LogArgs,
+    pub settings: Settings,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -45,4 +32,34 @@ pub enum Command {
     },
     /// Run the saga events parked in dead_letters through their handlers again.
     RetryDeadLetters,
+}
+
+/// Runs what the command line asks for.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            let application = Application::build(cli.settings).await?;
+            tracing::info!(address = %application.address(), "projector listening");
+            application.run_until_stopped().await
+        }
+        Command::Rebuild { name, all } => {
+            let targets: Vec<String> = if all {
+                names::READ_MODELS.iter().map(ToString::to_string).collect()
+            } else {
+                name.into_iter().collect()
+            };
+            let projector = Projector::connect(&cli.settings).await?;
+            projector.rebuilder().rebuild(&targets).await
+        }
+        Command::RetryDeadLetters => {
+            let projector = Projector::connect(&cli.settings).await?;
+            let (done, failed) =
+                saga::retry_dead_letters(&projector.pool, cli.settings.snapshot_every).await?;
+            eprintln!("dead letters: {done} processed, {failed} still failing");
+            if failed > 0 {
+                anyhow::bail!("{failed} dead letters still fail; see the log and /projections");
+            }
+            Ok(())
+        }
+    }
 }

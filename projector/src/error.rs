@@ -1,6 +1,7 @@
-use shared::event_store::{StoreError, is_transient_database_error};
+//! Why a subscription could not apply a batch.
 
-/// Why a subscription could not apply a batch.
+use event_store::StoreError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
     #[error(transparent)]
@@ -21,7 +22,7 @@ impl ProjectionError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Store(error) => error.is_transient(),
-            Self::Database(error) => is_transient_database_error(error),
+            Self::Database(error) => database::is_transient(error),
             Self::Redis(_) => true,
             Self::Corrupt(_) | Self::Retired(_) => false,
         }

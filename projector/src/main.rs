@@ -8,6 +8,6 @@ use projector::cli::Cli;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    shared::telemetry::init_tracing(&cli.log);
-    shared::telemetry::exit_code("projector", projector::run_cli(cli).await)
+    http_kit::telemetry::init_tracing(&cli.settings.log);
+    http_kit::telemetry::exit_code("projector", projector::cli::run(cli).await)
 }

@@ -1,8 +1,8 @@
 //! Announces each subscription's new position on Redis pub/sub after every batch, so that
 //! query-api requests waiting for `min_position` wake at once instead of polling.
 
+use read_models::RedisKeys;
 use redis::aio::ConnectionManager;
-use shared::read_model::RedisKeys;
 
 #[derive(Clone)]
 pub struct ProgressAnnouncer {

@@ -5,16 +5,12 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-use shared::{
-    event_store::{backoff, read_after},
-    read_model::RedisKeys,
-};
-use sqlx::PgPool;
+use event_store::{backoff, read_after};
+use sqlx::{PgPool, postgres::PgListener};
 use tokio::{sync::watch, task::JoinSet};
 
 use crate::{
-    ProjectionError,
+    ProjectionError, Projector, Settings,
     progress::ProgressAnnouncer,
     projections::{
         Projection,
@@ -29,38 +25,18 @@ use crate::{
         choreography::{CreditHandler, OrderHandler, StockHandler},
         orchestration::Orchestrator,
     },
-    wakeup,
 };
 
-#[derive(Debug, Clone)]
-pub struct ProjectorSettings {
+/// Runs every subscription of one projector process.
+pub struct Runner {
+    projector: Projector,
     /// Events read (and, for read models, applied) per transaction.
-    pub batch_size: i64,
+    batch_size: i64,
     /// How often an idle subscription looks for work without a NOTIFY (and checks Redis).
-    pub poll_interval: Duration,
-    pub saga_mode: SagaMode,
+    poll_interval: Duration,
+    saga_mode: SagaMode,
     /// Snapshot aggregates the saga writes every N events (0: never).
-    pub snapshot_every: i64,
-}
-
-impl Default for ProjectorSettings {
-    fn default() -> Self {
-        Self {
-            batch_size: 500,
-            poll_interval: Duration::from_millis(500),
-            saga_mode: SagaMode::default(),
-            snapshot_every: 100,
-        }
-    }
-}
-
-/// Everything the subscriptions share.
-#[derive(Clone)]
-pub struct Projector {
-    pub pool: PgPool,
-    pub redis: ConnectionManager,
-    pub keys: RedisKeys,
-    pub settings: ProjectorSettings,
+    snapshot_every: i64,
 }
 
 #[derive(Clone)]
@@ -69,7 +45,8 @@ struct Loop {
     wakeups: watch::Receiver<u64>,
     shutdown: watch::Receiver<bool>,
     announcer: ProgressAnnouncer,
-    settings: ProjectorSettings,
+    batch_size: i64,
+    poll_interval: Duration,
 }
 
 enum Step {
@@ -77,42 +54,48 @@ enum Step {
     Idle,
 }
 
-impl Projector {
+impl Runner {
+    pub fn new(projector: Projector, settings: &Settings) -> Self {
+        Self {
+            projector,
+            batch_size: settings.batch_size,
+            poll_interval: settings.poll_interval(),
+            saga_mode: settings.saga_mode,
+            snapshot_every: settings.snapshot_every,
+        }
+    }
+
     /// Runs every subscription until `shutdown` becomes true; each finishes its current batch.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        let (wakeups, listener) = wakeup::spawn_listener(self.pool.clone());
-        // Stops the listener however `run` ends, aborted included.
-        let _listener = AbortOnDrop(listener);
+        let Projector { pool, redis, keys } = self.projector;
+        tracing::info!(saga_mode = ?self.saga_mode, "projector starting");
         let looping = Loop {
-            pool: self.pool.clone(),
-            wakeups,
+            pool: pool.clone(),
+            wakeups: listen_for_appends(pool.clone()),
             shutdown,
-            announcer: ProgressAnnouncer::new(self.redis.clone(), &self.keys),
-            settings: self.settings.clone(),
+            announcer: ProgressAnnouncer::new(redis.clone(), &keys),
+            batch_size: self.batch_size,
+            poll_interval: self.poll_interval,
         };
+        // Dropping the set (however `run` ends, aborted included) stops every subscription.
         let mut subscriptions = JoinSet::new();
-        let lookups = Lookups::new(
-            self.redis.clone(),
-            self.keys.clone(),
-            self.pool.clone(),
-            Target::Live,
-        );
+        let lookups = Lookups::new(redis, keys, pool.clone(), Target::Live);
         subscriptions.spawn(run_subscription(lookups, looping.clone()));
         subscriptions.spawn(run_subscription(
-            PgProjection::<OrderList>::new(self.pool.clone()),
+            PgProjection::<OrderList>::new(pool.clone()),
             looping.clone(),
         ));
         subscriptions.spawn(run_subscription(
-            PgProjection::<ProductCatalog>::new(self.pool.clone()),
+            PgProjection::<ProductCatalog>::new(pool.clone()),
             looping.clone(),
         ));
         subscriptions.spawn(run_subscription(
-            PgProjection::<OrderHistory>::new(self.pool.clone()),
+            PgProjection::<OrderHistory>::new(pool.clone()),
             looping.clone(),
         ));
-        let (pool, snapshot_every) = (self.pool.clone(), self.settings.snapshot_every);
-        adopt_saga_mode(&pool, self.settings.saga_mode, &looping.shutdown).await;
-        match self.settings.saga_mode {
+        let snapshot_every = self.snapshot_every;
+        adopt_saga_mode(&pool, self.saga_mode, &looping.shutdown).await;
+        match self.saga_mode {
             SagaMode::Orchestration => {
                 subscriptions.spawn(run_subscription(
                     SagaSubscription::new(pool, Orchestrator, snapshot_every),
@@ -138,6 +121,21 @@ impl Projector {
     }
 }
 
+/// Wakes the subscriptions when events are appended (the event table's NOTIFY at commit).
+fn listen_for_appends(pool: PgPool) -> watch::Receiver<u64> {
+    http_kit::wakeup::spawn_reconnecting_listener(
+        "appended events (PostgreSQL LISTEN)",
+        move || {
+            let pool = pool.clone();
+            async move {
+                let mut listener = PgListener::connect_with(&pool).await?;
+                listener.listen("events_appended").await?;
+                Ok::<_, sqlx::Error>(listener.into_stream())
+            }
+        },
+    )
+}
+
 /// Retries `adopt_mode` until it succeeds (the database may still be starting) or shutdown.
 async fn adopt_saga_mode(pool: &PgPool, mode: SagaMode, shutdown: &watch::Receiver<bool>) {
     let mut attempt = 0;
@@ -150,14 +148,6 @@ async fn adopt_saga_mode(pool: &PgPool, mode: SagaMode, shutdown: &watch::Receiv
                 tokio::time::sleep(backoff(attempt).max(Duration::from_millis(200))).await;
             }
         }
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -179,7 +169,7 @@ async fn run_subscription<P: Projection>(projection: P, mut looping: Loop) {
                     projection.record_error(None).await;
                     failures = 0;
                 }
-                let poll = looping.settings.poll_interval;
+                let poll = looping.poll_interval;
                 tokio::select! {
                     _ = looping.wakeups.changed() => {}
                     _ = tokio::time::sleep(poll) => {}
@@ -218,15 +208,15 @@ async fn step<P: Projection>(projection: &P, looping: &Loop) -> Result<Step, Pro
     let from = projection.position().await?;
     let batch = {
         let mut conn = looping.pool.acquire().await?;
-        read_after(&mut conn, from, looping.settings.batch_size).await?
+        read_after(&mut conn, from, looping.batch_size).await?
     };
-    let Some(last) = batch.events.last().map(|event| event.position) else {
+    let Some(last) = batch.last().map(|event| event.position) else {
         return Ok(Step::Idle);
     };
-    if projection.apply(from, &batch.events).await? {
+    if projection.apply(from, &batch).await? {
         let name = projection.name();
         metrics::counter!("projector_events_applied_total", "subscription" => name)
-            .increment(batch.events.len() as u64);
+            .increment(batch.len() as u64);
         metrics::gauge!("projector_position", "subscription" => name).set(last as f64);
         looping.announcer.announce(name, last).await;
     }

@@ -8,12 +8,12 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use redis::{Script, aio::ConnectionManager};
-use shared::read_model::{RedisKeys, names};
+use read_models::{LookupScripts, RedisKeys, names};
+use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-use crate::problem::ApiError;
+use crate::error::ApiError;
 
 /// How long a waiting request sleeps when no announcement wakes it.
 const FALLBACK_RECHECK: Duration = Duration::from_millis(250);
@@ -22,10 +22,9 @@ const FALLBACK_RECHECK: Duration = Duration::from_millis(250);
 pub struct Consistency {
     pool: PgPool,
     redis: ConnectionManager,
-    keys: RedisKeys,
+    scripts: LookupScripts,
     progress: watch::Receiver<u64>,
     timeout: Duration,
-    lookups_checkpoint: Script,
 }
 
 impl Consistency {
@@ -36,18 +35,12 @@ impl Consistency {
         progress: watch::Receiver<u64>,
         timeout: Duration,
     ) -> Self {
-        let lookups_checkpoint = Script::new(
-            "local live = redis.call('GET', KEYS[1])
-             if not live then return false end
-             return redis.call('GET', ARGV[1] .. 'g' .. live .. ':checkpoint') or '0'",
-        );
         Self {
             pool,
             redis,
-            keys,
+            scripts: LookupScripts::new(keys),
             progress,
             timeout,
-            lookups_checkpoint,
         }
     }
 
@@ -56,9 +49,8 @@ impl Consistency {
         if projection == names::LOOKUPS {
             let mut redis = self.redis.clone();
             let position: Option<i64> = self
-                .lookups_checkpoint
-                .key(self.keys.live_generation())
-                .arg(self.keys.prefix())
+                .scripts
+                .read_live_checkpoint()
                 .invoke_async(&mut redis)
                 .await?;
             return Ok(position.unwrap_or(0));
@@ -124,35 +116,15 @@ impl Consistency {
 
 /// Subscribes to the projector's progress announcements, reconnecting as needed; the returned
 /// receiver changes on every announcement.
-pub fn listen_for_progress(redis_url: String, keys: RedisKeys) -> watch::Receiver<u64> {
-    let (sender, receiver) = watch::channel(0u64);
-    tokio::spawn(async move {
-        let channel = keys.progress_channel();
-        loop {
-            let subscribed = async {
-                let client = redis::Client::open(redis_url.as_str())?;
-                let mut pubsub = client.get_async_pubsub().await?;
-                pubsub.subscribe(&channel).await?;
-                Ok::<_, redis::RedisError>(pubsub)
-            }
-            .await;
-            match subscribed {
-                Ok(pubsub) => {
-                    let mut messages = pubsub.into_on_message();
-                    while messages.next().await.is_some() {
-                        sender.send_modify(|count| *count = count.wrapping_add(1));
-                    }
-                    tracing::warn!("lost the progress subscription; reconnecting");
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "cannot subscribe to projector progress; re-checking on a timer")
-                }
-            }
-            if sender.is_closed() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+pub fn listen_for_progress(redis_url: String, keys: &RedisKeys) -> watch::Receiver<u64> {
+    let channel = keys.progress_channel();
+    http_kit::wakeup::spawn_reconnecting_listener("projector progress (Redis pub/sub)", move || {
+        let (redis_url, channel) = (redis_url.clone(), channel.clone());
+        async move {
+            let client = redis::Client::open(redis_url.as_str())?;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub.into_on_message().map(Ok))
         }
-    });
-    receiver
+    })
 }

@@ -3,8 +3,19 @@
 
 pub mod consistency;
 mod cursor;
+mod error;
 mod lookups;
 pub mod openapi;
-mod problem;
 mod routes;
 pub mod startup;
+
+pub use startup::{Application, READER_ROLE, Settings, connect_reader};
+
+use sqlx::PgPool;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub pool: PgPool,
+    pub lookups: lookups::Lookups,
+    pub consistency: consistency::Consistency,
+}

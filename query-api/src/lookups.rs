@@ -1,50 +1,43 @@
-//! Single-resource lookups from the Redis documents. One Lua call reads the live generation, the
-//! document and the generation's checkpoint together, so the position reported with a document
-//! is one the document is known to reflect.
+//! Single-resource lookups from the Redis documents. One script call reads the live generation,
+//! the document and the generation's checkpoint together, so the position reported with a
+//! document is one the document is known to reflect. The document is answered as stored: it is
+//! already the JSON the API documents, so it is neither decoded nor encoded again.
 
-use redis::{Script, aio::ConnectionManager};
-use serde::de::DeserializeOwned;
-use shared::read_model::RedisKeys;
+use read_models::{DocumentKind, LookupScripts, RedisKeys};
+use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
-use crate::problem::ApiError;
+use crate::error::ApiError;
 
 #[derive(Clone)]
 pub struct Lookups {
     redis: ConnectionManager,
-    keys: RedisKeys,
-    read: Script,
+    scripts: LookupScripts,
 }
 
 impl Lookups {
     pub fn new(redis: ConnectionManager, keys: RedisKeys) -> Self {
-        let read = Script::new(
-            "local live = redis.call('GET', KEYS[1])
-             if not live then return false end
-             local base = ARGV[1] .. 'g' .. live .. ':'
-             return {redis.call('GET', base .. 'checkpoint') or '0', redis.call('HGET', base .. ARGV[2], 'doc')}",
-        );
-        Self { redis, keys, read }
+        Self {
+            redis,
+            scripts: LookupScripts::new(keys),
+        }
     }
 
-    /// The document of `kind` (order, product, customer) with this id, and the position the
-    /// read model had reached.
-    pub async fn find<V: DeserializeOwned>(
+    /// The stored JSON document of `kind` with this id (if any), and the position the read
+    /// model had reached.
+    pub async fn find(
         &self,
-        kind: &str,
+        kind: DocumentKind,
         id: Uuid,
-    ) -> Result<(Option<V>, i64), ApiError> {
+    ) -> Result<(Option<String>, i64), ApiError> {
         let mut redis = self.redis.clone();
         let found: Option<(i64, Option<String>)> = self
-            .read
-            .key(self.keys.live_generation())
-            .arg(self.keys.prefix())
-            .arg(format!("{kind}:{id}"))
+            .scripts
+            .read_live_document(kind, id)
             .invoke_async(&mut redis)
             .await?;
-        let (position, doc) = found.ok_or(ApiError::Rebuilding)?;
-        let view = doc.map(|doc| serde_json::from_str(&doc)).transpose()?;
-        Ok((view, position))
+        let (position, document) = found.ok_or(ApiError::Rebuilding)?;
+        Ok((document, position))
     }
 
     pub async fn ping(&self) -> Result<(), ApiError> {

@@ -3,17 +3,17 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use query_api::startup::{self, Settings};
+use query_api::{Application, Settings};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let settings = Settings::parse();
-    shared::telemetry::init_tracing(&settings.log);
-    shared::telemetry::exit_code("query-api", run(settings).await)
+    http_kit::telemetry::init_tracing(&settings.log);
+    http_kit::telemetry::exit_code("query-api", run(settings).await)
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
-    let application = startup::build(settings).await?;
+    let application = Application::build(settings).await?;
     tracing::info!(address = %application.address(), "query-api listening");
     application.run_until_stopped().await
 }

@@ -1,18 +1,15 @@
-//! Builds the query-api. Its database sessions run as `cqrs_query_reader`, a role with SELECT
-//! on the `read_model` schema and nothing else, whatever URL it is given; tests call
-//! `build_with` to run the real app on port 0.
+//! Builds the query-api from its settings. Its database sessions run as `cqrs_query_reader`, a
+//! role with SELECT on the `read_model` schema and nothing else, whatever URL it is given.
+//! `main` and the tests both go through `Application::build`; tests override only the
+//! address, the database and the Redis prefix.
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use actix_web::web;
 use anyhow::Context;
-use redis::aio::ConnectionManager;
-use shared::{
-    config::{DatabaseArgs, RedisArgs, connect_postgres, connect_redis, migrate, redact_url},
-    http::ApiServer,
-    read_model::RedisKeys,
-    telemetry::LogArgs,
-};
+use database::{DatabaseArgs, redact_url};
+use http_kit::{ApiServer, ServerConfig, telemetry::LogArgs};
+use read_models::{RedisArgs, RedisKeys};
 use sqlx::{
     Executor, PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -20,6 +17,7 @@ use sqlx::{
 use utoipa::OpenApi;
 
 use crate::{
+    AppState,
     consistency::{Consistency, listen_for_progress},
     lookups::Lookups,
     openapi::ApiDoc,
@@ -51,63 +49,70 @@ pub struct Settings {
     pub log: LogArgs,
 }
 
-/// What every handler can reach.
-pub struct AppState {
-    pub pool: PgPool,
-    pub lookups: Lookups,
-    pub consistency: Consistency,
-}
-
-pub async fn build(settings: Settings) -> anyhow::Result<ApiServer> {
-    let url = match (
-        &settings.query_database_url,
-        &settings.database.database_url,
-    ) {
-        (Some(url), _) | (None, Some(url)) if !url.trim().is_empty() => url.clone(),
-        _ => settings.database.require()?.to_owned(),
-    };
-    // Migrations need the login role's rights; queries then run as the reader role.
-    let migrator =
-        connect_postgres(settings.database.database_url.as_deref().unwrap_or(&url), 1).await?;
-    migrate(&migrator).await?;
-    migrator.close().await;
-    let pool = connect_reader(&url, 16).await?;
-    let redis = connect_redis(&settings.redis.redis_url).await?;
-    let keys = RedisKeys::new(settings.redis.redis_key_prefix.clone());
-    let progress = listen_for_progress(settings.redis.redis_url.clone(), keys.clone());
-    let timeout = Duration::from_millis(settings.consistency_timeout_ms);
-    build_with(pool, redis, keys, progress, timeout, &settings.addr)
-}
-
-pub fn build_with(
+/// The running query-api.
+pub struct Application {
+    server: ApiServer,
     pool: PgPool,
-    redis: ConnectionManager,
-    keys: RedisKeys,
-    progress: tokio::sync::watch::Receiver<u64>,
-    consistency_timeout: Duration,
-    addr: &str,
-) -> anyhow::Result<ApiServer> {
-    let state = web::Data::new(AppState {
-        pool: pool.clone(),
-        lookups: Lookups::new(redis.clone(), keys.clone()),
-        consistency: Consistency::new(pool, redis, keys, progress, consistency_timeout),
-    });
-    ApiServer::start(addr, "QUERY_API_ADDR", ApiDoc::openapi(), move |cfg| {
-        cfg.app_data(state.clone())
-            .configure(routes::health::configure)
-            .configure(routes::orders::configure)
-            .configure(routes::products::configure)
-            .configure(routes::customers::configure)
-            .configure(routes::projections::configure);
-    })
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let url = match (
+            &settings.query_database_url,
+            &settings.database.database_url,
+        ) {
+            (Some(url), _) | (None, Some(url)) if !url.trim().is_empty() => url.clone(),
+            _ => settings.database.require()?.to_owned(),
+        };
+        // Migrations need the login role's rights; queries then run as the reader role.
+        let migrator =
+            database::connect(settings.database.database_url.as_deref().unwrap_or(&url), 1).await?;
+        database::migrate(&migrator).await?;
+        migrator.close().await;
+        let pool = connect_reader(&url, 16).await?;
+        let redis = read_models::connect(&settings.redis.redis_url).await?;
+        let keys = RedisKeys::new(settings.redis.redis_key_prefix.clone());
+        let progress = listen_for_progress(settings.redis.redis_url.clone(), &keys);
+        let timeout = Duration::from_millis(settings.consistency_timeout_ms);
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            lookups: Lookups::new(redis.clone(), keys.clone()),
+            consistency: Consistency::new(pool.clone(), redis, keys, progress, timeout),
+        });
+        let config = ServerConfig::new(settings.addr, "QUERY_API_ADDR").openapi(ApiDoc::openapi());
+        let server = ApiServer::start(config, move |cfg| {
+            cfg.app_data(state.clone())
+                .configure(routes::health::router)
+                .configure(routes::orders::router)
+                .configure(routes::products::router)
+                .configure(routes::customers::router)
+                .configure(routes::projections::router);
+        })?;
+        Ok(Self { server, pool })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.server.address()
+    }
+
+    /// Stops the server from outside (tests ending a system).
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM or SIGINT, then finishes the requests in flight and closes its
+    /// database sessions.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let served = self.server.run_until_stopped().await;
+        self.pool.close().await;
+        served
+    }
 }
 
 /// A pool whose every session is read-only and runs as the reader role, so the query-api
 /// cannot read the event table or write anything, even with a superuser URL.
 pub async fn connect_reader(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = url
-        .parse()
-        .context("QUERY_DATABASE_URL is not a valid URL")?;
+    let options = database::parse_url(url, "QUERY_DATABASE_URL")?;
     connect_reader_with(options, max_connections).await.with_context(|| {
         format!(
             "cannot open a {READER_ROLE} session on {}: is PostgreSQL running, and may this login SET ROLE \

@@ -9,12 +9,14 @@ use std::{
     time::{Duration, Instant},
 };
 
+use actix_web::dev::ServerHandle;
+use clap::Parser;
+use read_models::RedisKeys;
 use redis::aio::ConnectionManager;
 use reqwest::{RequestBuilder, StatusCode};
 use serde_json::{Value, json};
-use shared::read_model::RedisKeys;
 use sqlx::{
-    PgPool,
+    ConnectOptions, PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 use tokio::{sync::watch, task::JoinHandle};
@@ -34,12 +36,30 @@ pub async fn migrated_pool(
         .connect_with(connect_options.clone())
         .await
         .expect("test pool");
-    shared::config::migrate(&pool).await.expect("migrations");
+    database::migrate(&pool).await.expect("migrations");
     pool
 }
 
 pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| shared::config::DEFAULT_REDIS_URL.to_owned())
+    std::env::var("REDIS_URL").unwrap_or_else(|_| read_models::DEFAULT_REDIS_URL.to_owned())
+}
+
+/// The URL of the test's database: `DATABASE_URL` (the server `#[sqlx::test]` uses) with the
+/// test database's name, and `application_name` when given.
+pub fn database_url(connect_options: &PgConnectOptions, application_name: Option<&str>) -> String {
+    let server = std::env::var("DATABASE_URL").expect("DATABASE_URL names the test server");
+    let without_query = server.split('?').next().unwrap_or(&server);
+    let base = without_query
+        .rsplit_once('/')
+        .filter(|(scheme_and_host, _)| {
+            scheme_and_host.contains("//") && !scheme_and_host.ends_with('/')
+        })
+        .map_or(without_query, |(base, _)| base);
+    let database = connect_options.get_database().unwrap_or("postgres");
+    match application_name {
+        Some(name) => format!("{base}/{database}?application_name={name}"),
+        None => format!("{base}/{database}"),
+    }
 }
 
 /// Waits for `condition` to hold, checking every 20 ms, for at most `within`.
@@ -60,31 +80,149 @@ where
     }
 }
 
+/// Which services a `TestSystem` runs, and how.
+#[derive(Debug, Clone)]
+pub struct TestSystemBuilder {
+    saga_mode: SagaMode,
+    read_side: bool,
+    snapshot_every: i64,
+}
+
+impl Default for TestSystemBuilder {
+    fn default() -> Self {
+        Self {
+            saga_mode: SagaMode::Orchestration,
+            read_side: true,
+            snapshot_every: 100,
+        }
+    }
+}
+
+impl TestSystemBuilder {
+    pub fn saga_mode(mut self, saga_mode: SagaMode) -> Self {
+        self.saga_mode = saga_mode;
+        self
+    }
+    /// Only the command-api: no projector, no query-api.
+    pub fn command_side_only(mut self) -> Self {
+        self.read_side = false;
+        self
+    }
+    pub fn snapshot_every(mut self, snapshot_every: i64) -> Self {
+        self.snapshot_every = snapshot_every;
+        self
+    }
+
+    /// Starts the services on the test's database (from `#[sqlx::test]`), each through its own
+    /// `Application::build`, listening on port 0.
+    pub async fn start(self, connect_options: PgConnectOptions) -> TestSystem {
+        // Pools of their own rather than sqlx's shared test pool: the system holds its
+        // connections for the whole test, and `stop` closes them.
+        let url = database_url(&connect_options, None);
+        let command = command_api::Application::build(
+            command_api::Settings::try_parse_from([
+                "command-api",
+                "--database-url",
+                &url,
+                "--addr",
+                "127.0.0.1:0",
+                "--token",
+                TOKEN,
+                "--snapshot-every",
+                &self.snapshot_every.to_string(),
+            ])
+            .expect("command-api settings"),
+        )
+        .await
+        .expect("command-api starts");
+        let command_base = format!("http://{}", command.address());
+        let mut servers = vec![command.server_handle()];
+        tokio::spawn(command.run_until_stopped());
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(connect_options.clone())
+            .await
+            .expect("test pool");
+        let redis = read_models::connect(&redis_url())
+            .await
+            .expect("Redis for tests");
+        let keys = RedisKeys::new(format!("test:{}:", Uuid::new_v4().simple()));
+        let mut query_base = String::new();
+        if self.read_side {
+            let query = query_api::Application::build(
+                query_api::Settings::try_parse_from([
+                    "query-api",
+                    "--database-url",
+                    &url,
+                    "--redis-url",
+                    &redis_url(),
+                    "--redis-key-prefix",
+                    keys.prefix(),
+                    "--addr",
+                    "127.0.0.1:0",
+                ])
+                .expect("query-api settings"),
+            )
+            .await
+            .expect("query-api starts");
+            query_base = format!("http://{}", query.address());
+            servers.push(query.server_handle());
+            tokio::spawn(query.run_until_stopped());
+        }
+        let system = TestSystem {
+            connect_options,
+            saga_mode: self.saga_mode,
+            snapshot_every: self.snapshot_every,
+            pool,
+            redis,
+            keys,
+            command_base,
+            query_base,
+            client: reqwest::Client::new(),
+            servers,
+            projector: tokio::sync::Mutex::new(None),
+        };
+        if self.read_side {
+            system.start_projector().await;
+        }
+        system
+    }
+}
+
 pub struct TestSystem {
     connect_options: PgConnectOptions,
     pub saga_mode: SagaMode,
+    snapshot_every: i64,
+    /// A pool on the test's database, for tests that look into it.
     pub pool: PgPool,
-    reader_pool: PgPool,
     pub redis: ConnectionManager,
     pub keys: RedisKeys,
     pub command_base: String,
     pub query_base: String,
     pub client: reqwest::Client,
-    projector: std::sync::Mutex<Option<RunningProjector>>,
+    /// The command-api's and query-api's servers, stopped by `stop`.
+    servers: Vec<ServerHandle>,
+    projector: tokio::sync::Mutex<Option<RunningProjector>>,
 }
 
 struct RunningProjector {
     task: JoinHandle<()>,
+    server: ServerHandle,
     _stop: watch::Sender<bool>,
     /// The `application_name` of its database sessions.
     application_name: String,
 }
 
 impl TestSystem {
+    pub fn builder() -> TestSystemBuilder {
+        TestSystemBuilder::default()
+    }
+
     /// Starts all three services; the projector runs with small batches so that tests see
     /// several of them.
     pub async fn start(pool_options: PgPoolOptions, connect_options: PgConnectOptions) -> Self {
-        Self::start_in(SagaMode::Orchestration, pool_options, connect_options).await
+        drop(pool_options);
+        Self::builder().start(connect_options).await
     }
 
     /// Starts the system with the order saga in `saga_mode`.
@@ -93,95 +231,76 @@ impl TestSystem {
         pool_options: PgPoolOptions,
         connect_options: PgConnectOptions,
     ) -> Self {
-        // A pool of its own rather than one borrowing from sqlx's shared test pool: the system
-        // holds its connections for the whole test, and `stop` closes them.
         drop(pool_options);
-        let pool = migrated_pool(PgPoolOptions::new().max_connections(12), &connect_options).await;
-        let reader = query_api::startup::connect_reader_with(connect_options.clone(), 4)
+        Self::builder()
+            .saga_mode(saga_mode)
+            .start(connect_options)
             .await
-            .expect("reader pool");
-        let redis = shared::config::connect_redis(&redis_url())
-            .await
-            .expect("Redis for tests");
-        let keys = RedisKeys::new(format!("test:{}:", Uuid::new_v4().simple()));
-
-        let command = command_api::startup::build_with_pool(
-            pool.clone(),
-            "127.0.0.1:0",
-            Some(TOKEN.into()),
-            100,
-        )
-        .expect("command-api");
-        let command_base = format!("http://{}", command.address());
-        tokio::spawn(command.run_until_stopped());
-
-        let progress = query_api::consistency::listen_for_progress(redis_url(), keys.clone());
-        let reader_pool = reader.clone();
-        let query = query_api::startup::build_with(
-            reader,
-            redis.clone(),
-            keys.clone(),
-            progress,
-            Duration::from_secs(5),
-            "127.0.0.1:0",
-        )
-        .expect("query-api");
-        let query_base = format!("http://{}", query.address());
-        tokio::spawn(query.run_until_stopped());
-
-        let system = Self {
-            connect_options: connect_options.clone(),
-            saga_mode,
-            pool,
-            reader_pool,
-            redis,
-            keys,
-            command_base,
-            query_base,
-            client: reqwest::Client::new(),
-            projector: std::sync::Mutex::new(None),
-        };
-        system.start_projector();
-        system
     }
 
-    /// A projector with a pool of its own, whose sessions carry `application_name` so that
+    /// Only the command-api, on the database of `pool` (a `#[sqlx::test]` pool).
+    pub async fn command_side(pool: &PgPool) -> Self {
+        Self::builder()
+            .command_side_only()
+            .start((*pool.connect_options()).clone())
+            .await
+    }
+
+    /// A projector built as `main` builds it, whose sessions carry `application_name` so that
     /// `kill_projector` can end them the way a dying process would.
-    pub fn projector(&self, saga_mode: SagaMode, application_name: &str) -> projector::Projector {
-        let pool = PgPoolOptions::new().max_connections(10).connect_lazy_with(
-            self.connect_options
-                .clone()
-                .application_name(application_name),
-        );
-        projector::Projector {
-            pool,
-            redis: self.redis.clone(),
-            keys: self.keys.clone(),
-            settings: projector::ProjectorSettings {
-                batch_size: 50,
-                poll_interval: Duration::from_millis(100),
-                saga_mode,
-                snapshot_every: 100,
-            },
-        }
+    pub async fn build_projector(
+        &self,
+        saga_mode: SagaMode,
+        application_name: &str,
+    ) -> projector::Application {
+        let url = database_url(&self.connect_options, Some(application_name));
+        let mode = match saga_mode {
+            SagaMode::Orchestration => "orchestration",
+            SagaMode::Choreography => "choreography",
+        };
+        projector::Application::build(
+            projector::cli::Cli::try_parse_from([
+                "projector",
+                "--database-url",
+                &url,
+                "--redis-url",
+                &redis_url(),
+                "--redis-key-prefix",
+                self.keys.prefix(),
+                "--addr",
+                "127.0.0.1:0",
+                "--saga-mode",
+                mode,
+                "--batch-size",
+                "50",
+                "--poll-interval-ms",
+                "100",
+                "--snapshot-every",
+                &self.snapshot_every.to_string(),
+            ])
+            .expect("projector settings")
+            .settings,
+        )
+        .await
+        .expect("projector starts")
     }
 
-    pub fn start_projector(&self) {
-        self.start_projector_in(self.saga_mode);
+    pub async fn start_projector(&self) {
+        self.start_projector_in(self.saga_mode).await;
     }
 
     /// Starts the projector with the saga in `saga_mode` (a mode switch, if it differs).
-    pub fn start_projector_in(&self, saga_mode: SagaMode) {
-        let mut running = self
-            .projector
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    pub async fn start_projector_in(&self, saga_mode: SagaMode) {
+        let mut running = self.projector.lock().await;
         assert!(running.is_none(), "the projector is already running");
-        let (stop, shutdown) = watch::channel(false);
         let name = format!("test-projector-{}", Uuid::new_v4().simple());
-        let task = tokio::spawn(self.projector(saga_mode, &name).run(shutdown));
+        let application = self.build_projector(saga_mode, &name).await;
+        let server = application.server_handle();
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(application.run_until(shutdown));
         *running = Some(RunningProjector {
             task,
+            server,
             _stop: stop,
             application_name: name,
         });
@@ -192,19 +311,17 @@ impl TestSystem {
     /// alone could leave a session idle in a transaction, which holds back every reader's safe
     /// horizon until it is noticed.)
     pub async fn kill_projector(&self) {
-        let running = self
-            .projector
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+        let running = self.projector.lock().await.take();
         if let Some(RunningProjector {
             task,
+            server,
             application_name,
             ..
         }) = running
         {
             task.abort();
             let _ = task.await;
+            server.stop(false).await;
             let ended = sqlx::query(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
             )
@@ -234,6 +351,11 @@ impl TestSystem {
 
     pub fn query(&self, path: &str) -> RequestBuilder {
         self.client.get(format!("{}{path}", self.query_base))
+    }
+
+    /// A GET to the command-api (its operations endpoints and API docs).
+    pub fn command_api_get(&self, path: &str) -> RequestBuilder {
+        self.client.get(format!("{}{path}", self.command_base))
     }
 
     /// Sends a command and returns (id, position); panics unless it succeeded.
@@ -277,15 +399,28 @@ impl TestSystem {
     }
 
     pub async fn place_order(&self, customer_id: Uuid, lines: &[(Uuid, i64)]) -> (Uuid, i64) {
-        let lines: Vec<Value> = lines
-            .iter()
-            .map(|(product_id, quantity)| json!({ "product_id": product_id, "quantity": quantity }))
-            .collect();
-        self.send(
-            "/orders",
-            json!({ "customer_id": customer_id, "lines": lines }),
-        )
-        .await
+        self.send("/orders", order_body(customer_id, lines)).await
+    }
+
+    /// Places an order and returns the answer, whatever it is.
+    pub async fn try_place_order(
+        &self,
+        customer_id: Uuid,
+        lines: &[(Uuid, i64)],
+    ) -> reqwest::Response {
+        self.command("/orders")
+            .json(&order_body(customer_id, lines))
+            .send()
+            .await
+            .expect("order sent")
+    }
+
+    /// How many events the log holds.
+    pub async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count events")
     }
 
     pub async fn cancel(&self, order_id: Uuid) -> reqwest::Response {
@@ -352,15 +487,14 @@ impl TestSystem {
         );
     }
 
-    /// Stops the projector and closes every database session, so that `#[sqlx::test]` can drop
+    /// Stops every service and closes every database session, so that `#[sqlx::test]` can drop
     /// the test database. Call it at the end of every test.
     pub async fn stop(self) {
         self.kill_projector().await;
-        let closing = async {
-            self.pool.close().await;
-            self.reader_pool.close().await;
-        };
-        if tokio::time::timeout(Duration::from_secs(10), closing)
+        for server in &self.servers {
+            server.stop(false).await;
+        }
+        if tokio::time::timeout(Duration::from_secs(10), self.pool.close())
             .await
             .is_err()
         {
@@ -372,7 +506,6 @@ impl TestSystem {
     /// Closed sessions (some were opened on the HTTP servers' own worker runtimes) can take a
     /// moment to leave the server, and `DROP DATABASE` refuses while any remains.
     async fn wait_for_sessions_to_end(&self) {
-        use sqlx::ConnectOptions;
         let database = self
             .connect_options
             .get_database()
@@ -416,15 +549,59 @@ impl TestSystem {
     }
 }
 
+fn order_body(customer_id: Uuid, lines: &[(Uuid, i64)]) -> Value {
+    let lines: Vec<Value> = lines
+        .iter()
+        .map(|(product_id, quantity)| json!({ "product_id": product_id, "quantity": quantity }))
+        .collect();
+    json!({ "customer_id": customer_id, "lines": lines })
+}
+
+/// Asserts the status and returns the JSON body.
+pub async fn expect_status(response: reqwest::Response, expected: StatusCode) -> Value {
+    let status = response.status();
+    let body: Value = response.json().await.expect("JSON body");
+    assert_eq!(status, expected, "unexpected answer: {body}");
+    body
+}
+
+/// The `id` of a command's answer.
+pub fn id_of(body: &Value) -> Uuid {
+    body["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("an id in the body")
+}
+
+/// Asserts a problem+json answer with this status and returns its body.
+pub async fn expect_problem(response: reqwest::Response, expected: StatusCode) -> Value {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body: Value = response.json().await.expect("JSON body");
+    assert_eq!(status, expected, "unexpected answer: {body}");
+    assert_eq!(content_type, "application/problem+json", "for {body}");
+    assert_eq!(body["status"], expected.as_u16(), "{body}");
+    for member in ["type", "title", "detail"] {
+        assert!(body[member].is_string(), "problem without {member}: {body}");
+    }
+    body
+}
+
 impl Drop for TestSystem {
     fn drop(&mut self) {
-        if let Some(RunningProjector { task, .. }) = self
-            .projector
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
+        if let Ok(mut running) = self.projector.try_lock()
+            && let Some(RunningProjector { task, server, .. }) = running.take()
         {
             task.abort();
+            drop(server.stop(false));
+        }
+        for server in &self.servers {
+            drop(server.stop(false));
         }
         // Leave nothing behind in the shared Redis.
         if let Ok(client) = redis::Client::open(redis_url())

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use read_models::RedisKeys;
 use redis::aio::ConnectionManager;
 use serde_json::Value;
-use shared::read_model::RedisKeys;
 use sqlx::PgPool;
 
 #[derive(Debug, Clone, PartialEq)]

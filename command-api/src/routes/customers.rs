@@ -1,22 +1,20 @@
 //! `POST /customers`.
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
-use serde::{Deserialize, Serialize};
-use shared::{
-    domain::{
-        Aggregate, Cents, Name,
-        customer::{Customer, CustomerCommand},
-    },
-    event_store::run_command,
-    http::Problem,
+use domain::{
+    Aggregate, Cents, Name,
+    customer::{Customer, CustomerCommand},
 };
+use event_store::run_command;
+use http_kit::Problem;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
+    AppState,
     auth::command_resource,
     command_request::{CommandAccepted, accepted, command_options, respond},
-    problem::ApiError,
-    startup::AppState,
+    error::ApiError,
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -28,7 +26,7 @@ pub struct RegisterCustomer {
     pub name: String,
     /// The most credit the customer's open orders may hold, in cents.
     #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
-    #[serde(deserialize_with = "shared::http::json_integer::deserialize")]
+    #[serde(deserialize_with = "http_kit::json_integer::deserialize")]
     pub credit_limit_cents: i64,
 }
 
@@ -93,6 +91,6 @@ pub async fn register_customer(
     Ok(respond(reply))
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn router(cfg: &mut web::ServiceConfig) {
     cfg.service(command_resource("/customers", register_customer));
 }

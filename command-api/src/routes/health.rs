@@ -1,9 +1,9 @@
 //! `/readyz` (PostgreSQL answers), beside the shared `/healthz` and `/metrics`.
 
 use actix_web::{HttpResponse, http::Method, web};
-use shared::http::{Problem, operations, resource_for};
+use http_kit::{Problem, operations, resource_for};
 
-use crate::startup::AppState;
+use crate::AppState;
 
 /// Dependencies are reachable
 #[utoipa::path(get, path = "/readyz", tag = "operations",
@@ -15,18 +15,11 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, Problem>
     sqlx::query("SELECT 1")
         .execute(&state.pool)
         .await
-        .map_err(|error| {
-            tracing::warn!(%error, "readiness check failed");
-            Problem::new(
-                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                "PostgreSQL does not answer",
-            )
-            .with_retry_after(1)
-        })?;
+        .map_err(|error| Problem::unavailable("PostgreSQL does not answer").with_cause(error))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn router(cfg: &mut web::ServiceConfig) {
     cfg.service(resource_for("/healthz", Method::GET, operations::healthz))
         .service(resource_for("/readyz", Method::GET, readyz))
         .service(resource_for("/metrics", Method::GET, operations::metrics));

@@ -1,24 +1,21 @@
 //! `POST /orders`, `POST /orders/{id}/cancel`, `POST /orders/{id}/ship`.
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use shared::{
-    domain::{
-        Aggregate, FieldError,
-        customer::Customer,
-        order::{Order, OrderCommand, OrderStatus, RequestedLines},
-        product::Product,
-    },
-    event_store::{StoreError, load_aggregate, run_command},
-    http::Problem,
+use domain::{
+    Aggregate,
+    order::{Order, OrderCommand, OrderStatus, RequestedLines},
 };
+use event_store::run_command;
+use http_kit::Problem;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
 use crate::{
+    AppState,
     auth::command_resource,
+    catalog,
     command_request::{CommandAccepted, IdPath, accepted, command_options, respond},
-    problem::ApiError,
-    startup::AppState,
+    error::ApiError,
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -37,7 +34,7 @@ pub struct PlaceOrder {
 pub struct RequestedLine {
     pub product_id: Uuid,
     #[schema(minimum = 1, maximum = 1_000_000_000)]
-    #[serde(deserialize_with = "shared::http::json_integer::deserialize")]
+    #[serde(deserialize_with = "http_kit::json_integer::deserialize")]
     pub quantity: i64,
 }
 
@@ -86,7 +83,7 @@ pub async fn place_order(
         .map(|line| (line.product_id, line.quantity))
         .collect();
     let lines = RequestedLines::parse(&requested)?;
-    let unit_prices = catalog_prices(&state, body.customer_id, &lines).await?;
+    let catalog = catalog::answer(&state.pool, body.customer_id, &lines).await?;
     let id = Uuid::now_v7();
     let reply = run_command::<Order, _, _>(
         &state.pool,
@@ -96,7 +93,7 @@ pub async fn place_order(
             order.decide(OrderCommand::Place {
                 customer_id: body.customer_id,
                 lines: lines.clone(),
-                unit_prices: unit_prices.clone(),
+                catalog: catalog.clone(),
             })
         },
         |executed| {
@@ -112,42 +109,6 @@ pub async fn place_order(
     )
     .await?;
     Ok(respond(reply))
-}
-
-/// Checks that the customer and every product exist, and reads each product's current price.
-async fn catalog_prices(
-    state: &AppState,
-    customer_id: Uuid,
-    lines: &RequestedLines,
-) -> Result<Vec<i64>, ApiError> {
-    let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
-    let mut errors = Vec::new();
-    if !load_aggregate::<Customer>(&mut conn, customer_id, true)
-        .await?
-        .state
-        .exists()
-    {
-        errors.push(FieldError::new("customer_id", "no customer has this id"));
-    }
-    let mut prices = Vec::new();
-    for (index, (product_id, _)) in lines.iter().enumerate() {
-        let product = load_aggregate::<Product>(&mut conn, *product_id, true)
-            .await?
-            .state;
-        if product.exists() {
-            prices.push(product.price_cents);
-        } else {
-            errors.push(FieldError::new(
-                format!("lines[{index}].product_id"),
-                "no product has this id",
-            ));
-        }
-    }
-    if errors.is_empty() {
-        Ok(prices)
-    } else {
-        Err(ApiError::invalid(errors))
-    }
 }
 
 /// Cancel an order
@@ -275,7 +236,7 @@ fn optional_json<T: DeserializeOwned>(
     })
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn router(cfg: &mut web::ServiceConfig) {
     cfg.service(command_resource("/orders", place_order))
         .service(command_resource("/orders/{id}/cancel", cancel_order))
         .service(command_resource("/orders/{id}/ship", ship_order));

@@ -1,22 +1,20 @@
 //! `POST /products` and `POST /products/{id}/restock`.
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
-use serde::{Deserialize, Serialize};
-use shared::{
-    domain::{
-        Aggregate, Cents, Name, Quantity, Sku,
-        product::{Product, ProductCommand},
-    },
-    event_store::{UniqueClaim, run_command},
-    http::Problem,
+use domain::{
+    Aggregate, Cents, Name, Quantity, Sku,
+    product::{Product, ProductCommand},
 };
+use event_store::{UniqueClaim, run_command};
+use http_kit::Problem;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
+    AppState,
     auth::command_resource,
     command_request::{CommandAccepted, IdPath, accepted, command_options, respond},
-    problem::ApiError,
-    startup::AppState,
+    error::ApiError,
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -30,11 +28,11 @@ pub struct AddProduct {
     #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
-    #[serde(deserialize_with = "shared::http::json_integer::deserialize")]
+    #[serde(deserialize_with = "http_kit::json_integer::deserialize")]
     pub price_cents: i64,
     /// Initial stock on hand.
     #[schema(minimum = 0, maximum = 1_000_000_000)]
-    #[serde(deserialize_with = "shared::http::json_integer::deserialize")]
+    #[serde(deserialize_with = "http_kit::json_integer::deserialize")]
     pub stock: i64,
 }
 
@@ -43,7 +41,7 @@ pub struct AddProduct {
 #[schema(example = json!({"quantity": 25}))]
 pub struct Restock {
     #[schema(minimum = 1, maximum = 1_000_000_000)]
-    #[serde(deserialize_with = "shared::http::json_integer::deserialize")]
+    #[serde(deserialize_with = "http_kit::json_integer::deserialize")]
     pub quantity: i64,
 }
 
@@ -161,7 +159,7 @@ pub async fn restock_product(
     Ok(respond(reply))
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn router(cfg: &mut web::ServiceConfig) {
     cfg.service(command_resource("/products", add_product))
         .service(command_resource("/products/{id}/restock", restock_product));
 }

@@ -2,14 +2,14 @@ use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::helpers::TestApp;
+use testkit::TestSystem;
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrations = false)]
 async fn fifty_concurrent_if_match_writers_exactly_one_wins(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
-    let product = app.add_product("TEA", 450, 10).await;
+    let app = TestSystem::command_side(&pool).await;
+    let product = app.add_product("TEA", "Product TEA", 450, 10).await.0;
     let restock = || {
-        app.post(&format!("/products/{product}/restock"))
+        app.command(&format!("/products/{product}/restock"))
             .header("If-Match", "\"1\"")
             .json(&json!({ "quantity": 1 }))
             .send()
@@ -32,14 +32,15 @@ async fn fifty_concurrent_if_match_writers_exactly_one_wins(pool: PgPool) {
             .await
             .expect("versions");
     assert_eq!(versions, [1, 2]);
+    app.stop().await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrations = false)]
 async fn concurrent_writers_without_if_match_land_in_order_or_get_409(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
-    let product = app.add_product("TEA", 450, 0).await;
+    let app = TestSystem::command_side(&pool).await;
+    let product = app.add_product("TEA", "Product TEA", 450, 0).await.0;
     let restock = || {
-        app.post(&format!("/products/{product}/restock"))
+        app.command(&format!("/products/{product}/restock"))
             .json(&json!({ "quantity": 1 }))
             .send()
     };
@@ -62,4 +63,5 @@ async fn concurrent_writers_without_if_match_land_in_order_or_get_409(pool: PgPo
             .await
             .expect("versions");
     assert_eq!(versions, (1..=1 + landed).collect::<Vec<i64>>());
+    app.stop().await;
 }

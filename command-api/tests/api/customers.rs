@@ -2,13 +2,13 @@ use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::helpers::{TestApp, created, problem};
+use testkit::{TestSystem, expect_problem, expect_status};
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrations = false)]
 async fn registering_a_customer_answers_201_with_location_etag_and_position(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+    let app = TestSystem::command_side(&pool).await;
     let response = app
-        .post("/customers")
+        .command("/customers")
         .json(&json!({ "name": "Ada Lovelace", "credit_limit_cents": 100_000 }))
         .send()
         .await
@@ -21,7 +21,7 @@ async fn registering_a_customer_answers_201_with_location_etag_and_position(pool
         .to_str()
         .expect("ascii")
         .to_owned();
-    let body = created(response, StatusCode::CREATED).await;
+    let body = expect_status(response, StatusCode::CREATED).await;
     assert_eq!(
         location,
         format!("/customers/{}", body["id"].as_str().expect("id"))
@@ -29,18 +29,19 @@ async fn registering_a_customer_answers_201_with_location_etag_and_position(pool
     assert_eq!(etag, "\"1\"");
     assert_eq!(body["version"], 1);
     assert!(body["position"].as_i64().expect("position") > 0);
+    app.stop().await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrations = false)]
 async fn invalid_fields_are_422_with_one_error_per_field(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+    let app = TestSystem::command_side(&pool).await;
     let response = app
-        .post("/customers")
+        .command("/customers")
         .json(&json!({ "name": "  ", "credit_limit_cents": -5 }))
         .send()
         .await
         .expect("sent");
-    let body = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let body = expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
     let fields: Vec<_> = body["errors"]
         .as_array()
         .expect("errors")
@@ -49,4 +50,5 @@ async fn invalid_fields_are_422_with_one_error_per_field(pool: PgPool) {
         .collect();
     assert_eq!(fields, [json!("name"), json!("credit_limit_cents")]);
     assert_eq!(app.event_count().await, 0);
+    app.stop().await;
 }

@@ -3,8 +3,8 @@
 mod concurrency;
 mod conventions;
 mod customers;
-mod helpers;
 mod idempotency;
 mod openapi;
 mod orders;
+mod other_kinds;
 mod products;

@@ -4,15 +4,15 @@
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-use crate::helpers::TestApp;
+use testkit::TestSystem;
 
 const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/command-api.json");
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrations = false)]
 async fn the_committed_openapi_document_is_what_the_service_serves(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+    let app = TestSystem::command_side(&pool).await;
     let served: serde_json::Value = app
-        .get("/api-docs/openapi.json")
+        .command_api_get("/api-docs/openapi.json")
         .send()
         .await
         .expect("sent")
@@ -32,18 +32,24 @@ async fn the_committed_openapi_document_is_what_the_service_serves(pool: PgPool)
         committed, served,
         "openapi/command-api.json is stale: rerun this test with UPDATE_OPENAPI=1"
     );
+    app.stop().await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrations = false)]
 async fn swagger_ui_is_served_offline(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
-    let page = app.get("/swagger-ui/").send().await.expect("sent");
+    let app = TestSystem::command_side(&pool).await;
+    let page = app
+        .command_api_get("/swagger-ui/")
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await.expect("text").contains("swagger"));
     let script = app
-        .get("/swagger-ui/swagger-ui-bundle.js")
+        .command_api_get("/swagger-ui/swagger-ui-bundle.js")
         .send()
         .await
         .expect("sent");
     assert_eq!(script.status(), StatusCode::OK);
+    app.stop().await;
 }

@@ -10,52 +10,20 @@
 
 use std::collections::HashMap;
 
-use redis::{Script, aio::ConnectionManager};
-use shared::{
-    event_store::RecordedEvent,
-    read_model::{
-        CustomerView, Document, OrderView, ProductView, RedisKeys, fold_documents, names,
-        stream_ids,
-    },
+use domain::{DomainEvent, StreamType};
+use event_store::{RecordedEvent, checkpoints};
+use read_models::{
+    CustomerView, EventMeta, LookupScripts, OrderView, ProductView, RedisKeys, names,
 };
+use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{Projection, postgres::record_error};
-use crate::ProjectionError;
-
-/// Compares decimal positions exactly (Lua numbers are doubles, positions are 64-bit).
-const NEWER: &str = r"
-local function newer(a, b)
-  if #a ~= #b then return #a > #b end
-  return a > b
-end
-";
-
-/// KEYS: document, generation pointer. ARGV: expected generation, position, doc.
-/// Returns 1 written, 0 already as new, -1 generation no longer wanted.
-fn write_document_script() -> Script {
-    Script::new(&format!(
-        "{NEWER}
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
-local stored = redis.call('HGET', KEYS[1], 'position')
-if stored and not newer(ARGV[2], stored) then return 0 end
-redis.call('HSET', KEYS[1], 'position', ARGV[2], 'doc', ARGV[3])
-return 1"
-    ))
-}
-
-/// KEYS: checkpoint, generation pointer. ARGV: expected generation, position.
-fn write_checkpoint_script() -> Script {
-    Script::new(&format!(
-        "{NEWER}
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
-local stored = redis.call('GET', KEYS[1])
-if stored and not newer(ARGV[2], stored) then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
-return 1"
-    ))
-}
+use super::Projection;
+use crate::{
+    ProjectionError,
+    fold::{Document, fold_documents, stream_ids},
+};
 
 /// Which copy a `Lookups` writes: the live one, or the one a rebuild is filling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,27 +35,19 @@ pub enum Target {
 pub struct Lookups {
     redis: ConnectionManager,
     keys: RedisKeys,
+    scripts: LookupScripts,
     pool: PgPool,
     target: Target,
-    write_document: Script,
-    write_checkpoint: Script,
 }
-
-const KINDS: [(&str, &str); 3] = [
-    ("order", "order"),
-    ("product", "product"),
-    ("customer", "customer"),
-];
 
 impl Lookups {
     pub fn new(redis: ConnectionManager, keys: RedisKeys, pool: PgPool, target: Target) -> Self {
         Self {
             redis,
+            scripts: LookupScripts::new(keys.clone()),
             keys,
             pool,
             target,
-            write_document: write_document_script(),
-            write_checkpoint: write_checkpoint_script(),
         }
     }
 
@@ -112,7 +72,7 @@ impl Lookups {
         if let Some(generation) = live {
             return Ok(generation);
         }
-        let generation = new_generation(&mut redis, &self.keys).await?;
+        let generation = new_generation(&mut redis, &self.scripts).await?;
         let claimed: bool = redis::cmd("SET")
             .arg(self.keys.live_generation())
             .arg(generation)
@@ -140,14 +100,7 @@ impl Lookups {
         if self.target != Target::Live {
             return;
         }
-        let mirrored = sqlx::query(
-            "UPDATE projector.checkpoints SET position = $2, last_error = NULL, updated_at = now() WHERE name = $1",
-        )
-        .bind(names::LOOKUPS)
-        .bind(position)
-        .execute(&self.pool)
-        .await;
-        if let Err(error) = mirrored {
+        if let Err(error) = checkpoints::advance(&self.pool, names::LOOKUPS, position).await {
             tracing::debug!(%error, "cannot mirror the lookups checkpoint");
         }
     }
@@ -166,8 +119,8 @@ impl Lookups {
         let pointer = self.pointer_key();
         let mut writes = redis::pipe();
         let mut written = 0;
-        for (kind, stream_type) in KINDS {
-            let ids = stream_ids(events, stream_type);
+        for kind in StreamType::ALL {
+            let ids = stream_ids(events, kind);
             if ids.is_empty() {
                 continue;
             }
@@ -176,118 +129,86 @@ impl Lookups {
                 .map(|id| self.keys.document(generation, kind, *id))
                 .collect();
             let changed = match kind {
-                "order" => {
-                    self.fold_into(
-                        &mut redis,
-                        &ids,
-                        &keys,
-                        events,
-                        stream_type,
-                        OrderView::fold,
-                    )
-                    .await?
+                StreamType::Order => {
+                    fold_into(&mut redis, &ids, &keys, events, kind, OrderView::fold).await?
                 }
-                "product" => {
-                    self.fold_into(
-                        &mut redis,
-                        &ids,
-                        &keys,
-                        events,
-                        stream_type,
-                        ProductView::fold,
-                    )
-                    .await?
+                StreamType::Product => {
+                    fold_into(&mut redis, &ids, &keys, events, kind, ProductView::fold).await?
                 }
-                _ => {
-                    self.fold_into(
-                        &mut redis,
-                        &ids,
-                        &keys,
-                        events,
-                        stream_type,
-                        CustomerView::fold,
-                    )
-                    .await?
+                StreamType::Customer => {
+                    fold_into(&mut redis, &ids, &keys, events, kind, CustomerView::fold).await?
                 }
             };
             for (key, position, doc) in changed {
                 writes.invoke_script(
-                    self.write_document
-                        .key(key)
-                        .key(&pointer)
-                        .arg(generation)
-                        .arg(position)
-                        .arg(doc),
+                    &self
+                        .scripts
+                        .write_document(&pointer, generation, &key, position, &doc),
                 );
                 written += 1;
             }
         }
         if written > 0 {
-            // A pipeline only sends EVALSHA; after a Redis restart the script must be loaded again.
-            self.write_document.load_async(&mut redis).await?;
+            self.scripts.prepare_write_document(&mut redis).await?;
             let outcomes: Vec<i64> = writes.query_async(&mut redis).await?;
             if outcomes.contains(&-1) {
                 return Ok(false);
             }
         }
         let moved: i64 = self
-            .write_checkpoint
-            .key(self.keys.checkpoint(generation))
-            .key(&pointer)
-            .arg(generation)
-            .arg(last.position)
+            .scripts
+            .write_checkpoint(&pointer, generation, last.position)
             .invoke_async(&mut redis)
             .await?;
         Ok(moved >= 0)
     }
+}
 
-    /// Loads the documents, folds the batch into them, and returns the changed ones as
-    /// (key, position, JSON).
-    async fn fold_into<V, E>(
-        &self,
-        redis: &mut ConnectionManager,
-        ids: &[Uuid],
-        keys: &[String],
-        events: &[RecordedEvent],
-        stream_type: &str,
-        fold: impl Fn(Option<V>, &RecordedEvent, &E) -> Option<V>,
-    ) -> Result<Vec<(String, String, String)>, ProjectionError>
-    where
-        V: serde::Serialize + serde::de::DeserializeOwned,
-        E: shared::domain::DomainEvent,
-    {
-        let mut reads = redis::pipe();
-        for key in keys {
-            reads.cmd("HMGET").arg(key).arg("doc").arg("position");
-        }
-        let stored: Vec<(Option<String>, Option<i64>)> = reads.query_async(redis).await?;
-        let mut documents = HashMap::new();
-        for (id, (doc, position)) in ids.iter().zip(stored) {
-            if let (Some(doc), Some(last_position)) = (doc, position) {
-                let view = serde_json::from_str(&doc)?;
-                documents.insert(
-                    *id,
-                    Document {
-                        view,
-                        first_position: 0,
-                        last_position,
-                    },
-                );
-            }
-        }
-        let changed = fold_documents(&mut documents, events, stream_type, fold)?;
-        let mut out = Vec::with_capacity(changed.len());
-        for (id, key) in ids.iter().zip(keys) {
-            if let (true, Some(document)) = (changed.contains(id), documents.get(id)) {
-                out.push((
-                    key.clone(),
-                    document.last_position.to_string(),
-                    serde_json::to_string(&document.view)?,
-                ));
-            }
-        }
-        Ok(out)
+/// Loads the documents, folds the batch into them, and returns the changed ones as
+/// (key, position, JSON).
+async fn fold_into<V, E>(
+    redis: &mut ConnectionManager,
+    ids: &[Uuid],
+    keys: &[String],
+    events: &[RecordedEvent],
+    kind: StreamType,
+    fold: impl Fn(Option<V>, &EventMeta, &E) -> Option<V>,
+) -> Result<Vec<(String, i64, String)>, ProjectionError>
+where
+    V: serde::Serialize + serde::de::DeserializeOwned,
+    E: DomainEvent,
+{
+    let mut reads = redis::pipe();
+    for key in keys {
+        reads.cmd("HMGET").arg(key).arg("doc").arg("position");
     }
+    let stored: Vec<(Option<String>, Option<i64>)> = reads.query_async(redis).await?;
+    let mut documents = HashMap::new();
+    for (id, (doc, position)) in ids.iter().zip(stored) {
+        if let (Some(doc), Some(last_position)) = (doc, position) {
+            let view = serde_json::from_str(&doc)?;
+            documents.insert(
+                *id,
+                Document {
+                    view,
+                    first_position: 0,
+                    last_position,
+                },
+            );
+        }
+    }
+    let changed = fold_documents(&mut documents, events, kind, fold)?;
+    let mut out = Vec::with_capacity(changed.len());
+    for (id, key) in ids.iter().zip(keys) {
+        if let (true, Some(document)) = (changed.contains(id), documents.get(id)) {
+            out.push((
+                key.clone(),
+                document.last_position,
+                serde_json::to_string(&document.view)?,
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Deletes every key of one generation.
@@ -296,16 +217,7 @@ pub async fn delete_generation(
     keys: &RedisKeys,
     generation: i64,
 ) -> Result<(), ProjectionError> {
-    // SCAN patterns treat * ? [ ] \ specially: escape them in the configured prefix.
-    let base = keys.generation_base(generation);
-    let mut pattern = String::with_capacity(base.len() + 1);
-    for c in base.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('*');
+    let pattern = keys.generation_pattern(generation);
     let mut cursor = 0u64;
     loop {
         let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -330,29 +242,12 @@ pub async fn delete_generation(
 /// (the counter evicted, old generations kept) a number may come round again.
 pub async fn new_generation(
     redis: &mut ConnectionManager,
-    keys: &RedisKeys,
+    scripts: &LookupScripts,
 ) -> Result<i64, ProjectionError> {
-    // INCR, but never to a number at or below the live or building generation's: if the counter
-    // was lost and those survived, the count must not come round to a copy in use.
-    let allocate = Script::new(
-        "local n = redis.call('INCR', KEYS[1])
-         local live = tonumber(redis.call('GET', KEYS[2]) or '0')
-         local building = tonumber(redis.call('GET', KEYS[3]) or '0')
-         if n <= live or n <= building then
-           n = math.max(live, building) + 1
-           redis.call('SET', KEYS[1], n)
-         end
-         return n",
-    );
-    let generation: i64 = allocate
-        .key(keys.generation_counter())
-        .key(keys.live_generation())
-        .key(keys.building_generation())
-        .invoke_async(redis)
-        .await?;
-    delete_generation(redis, keys, generation).await?;
+    let generation: i64 = scripts.allocate_generation().invoke_async(redis).await?;
+    delete_generation(redis, scripts.keys(), generation).await?;
     redis::cmd("SET")
-        .arg(keys.checkpoint(generation))
+        .arg(scripts.keys().checkpoint(generation))
         .arg(0)
         .exec_async(redis)
         .await?;
@@ -387,6 +282,6 @@ impl Projection for Lookups {
     }
 
     async fn record_error(&self, error: Option<&str>) {
-        record_error(&self.pool, names::LOOKUPS, error).await;
+        checkpoints::record_error(&self.pool, names::LOOKUPS, error).await;
     }
 }

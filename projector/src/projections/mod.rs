@@ -10,7 +10,7 @@ pub mod product_catalog;
 
 use std::future::Future;
 
-use shared::event_store::RecordedEvent;
+use event_store::RecordedEvent;
 
 use crate::ProjectionError;
 

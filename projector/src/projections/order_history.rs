@@ -1,17 +1,18 @@
 //! `order_history`: every event that concerns an order, in position order: its own events and
 //! the saga's steps on products and customers (which name the order in their data).
 
-use shared::{event_store::RecordedEvent, read_model::HistoryEntry};
+use event_store::RecordedEvent;
+use read_models::tables;
 use sqlx::PgConnection;
 
-use super::postgres::{PgReadModel, table_name};
+use super::postgres::PgReadModel;
 use crate::ProjectionError;
 
 pub struct OrderHistory;
 
 impl PgReadModel for OrderHistory {
-    const NAME: &'static str = shared::read_model::names::ORDER_HISTORY;
-    const TABLE: &'static str = "order_history";
+    const NAME: &'static str = read_models::names::ORDER_HISTORY;
+    const TABLE: &'static str = tables::ORDER_HISTORY;
 
     async fn apply_batch(
         conn: &mut PgConnection,
@@ -36,7 +37,7 @@ impl PgReadModel for OrderHistory {
             Vec::new(),
         );
         for recorded in events {
-            let Some(order_id) = HistoryEntry::order_of(recorded) else {
+            let Some(order_id) = recorded.order_id() else {
                 continue;
             };
             orders.push(order_id);
@@ -55,7 +56,7 @@ impl PgReadModel for OrderHistory {
              SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::text[], $4::bigint[], $5::text[],
                                   $6::timestamptz[], $7::jsonb[])
              ON CONFLICT DO NOTHING",
-            table_name(Self::TABLE, generation)
+            tables::generation_table(Self::TABLE, generation)
         ))
         .bind(orders)
         .bind(positions)

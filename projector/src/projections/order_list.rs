@@ -2,32 +2,34 @@
 
 use std::collections::HashMap;
 
-use shared::{
-    event_store::RecordedEvent,
-    read_model::{Document, OrderView, fold_documents, stream_ids},
-};
+use domain::StreamType;
+use event_store::RecordedEvent;
+use read_models::{OrderView, tables};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::postgres::{PgReadModel, table_name};
-use crate::ProjectionError;
+use super::postgres::PgReadModel;
+use crate::{
+    ProjectionError,
+    fold::{Document, fold_documents, stream_ids},
+};
 
 pub struct OrderList;
 
 impl PgReadModel for OrderList {
-    const NAME: &'static str = shared::read_model::names::ORDER_LIST;
-    const TABLE: &'static str = "orders";
+    const NAME: &'static str = read_models::names::ORDER_LIST;
+    const TABLE: &'static str = tables::ORDERS;
 
     async fn apply_batch(
         conn: &mut PgConnection,
         generation: i32,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        let ids = stream_ids(events, "order");
+        let ids = stream_ids(events, StreamType::Order);
         if ids.is_empty() {
             return Ok(());
         }
-        let table = table_name(Self::TABLE, generation);
+        let table = tables::generation_table(Self::TABLE, generation);
         let stored: Vec<(Uuid, serde_json::Value, i64, i64)> = sqlx::query_as(&format!(
             "SELECT id, doc, placed_position, last_position FROM {table} WHERE id = ANY($1)"
         ))
@@ -45,7 +47,7 @@ impl PgReadModel for OrderList {
                 },
             );
         }
-        let changed = fold_documents(&mut documents, events, "order", OrderView::fold)?;
+        let changed = fold_documents(&mut documents, events, StreamType::Order, OrderView::fold)?;
         let (mut ids, mut customers, mut statuses, mut placed, mut last, mut docs) = (
             Vec::new(),
             Vec::new(),

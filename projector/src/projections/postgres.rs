@@ -5,7 +5,7 @@
 
 use std::future::Future;
 
-use shared::event_store::RecordedEvent;
+use event_store::{RecordedEvent, checkpoints};
 use sqlx::{PgConnection, PgPool};
 
 use super::Projection;
@@ -23,11 +23,6 @@ pub trait PgReadModel: Send + Sync + 'static {
         generation: i32,
         events: &[RecordedEvent],
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
-}
-
-/// The table of one generation, e.g. `projection_store.orders_g2`.
-pub fn table_name(table: &str, generation: i32) -> String {
-    format!("projection_store.{table}_g{generation}")
 }
 
 pub struct PgProjection<M> {
@@ -50,13 +45,9 @@ impl<M: PgReadModel> Projection for PgProjection<M> {
     }
 
     async fn position(&self) -> Result<i64, ProjectionError> {
-        Ok(
-            sqlx::query_scalar("SELECT position FROM projector.checkpoints WHERE name = $1")
-                .bind(M::NAME)
-                .fetch_optional(&self.pool)
-                .await?
-                .unwrap_or(0),
-        )
+        Ok(checkpoints::read(&self.pool, M::NAME)
+            .await?
+            .map_or(0, |checkpoint| checkpoint.position))
     }
 
     async fn apply(&self, from: i64, events: &[RecordedEvent]) -> Result<bool, ProjectionError> {
@@ -64,45 +55,22 @@ impl<M: PgReadModel> Projection for PgProjection<M> {
             return Ok(true);
         };
         let mut tx = self.pool.begin().await?;
-        let (position, generation): (i64, i32) = sqlx::query_as(
-            "SELECT position, generation FROM projector.checkpoints WHERE name = $1 FOR UPDATE",
-        )
-        .bind(M::NAME)
-        .fetch_one(&mut *tx)
-        .await?;
-        if position != from {
+        let Some(checkpoint) = checkpoints::lock(&mut tx, M::NAME).await? else {
+            return Err(ProjectionError::Corrupt(format!(
+                "the checkpoint of {} is missing; the migrations create it",
+                M::NAME
+            )));
+        };
+        if checkpoint.position != from {
             return Ok(false);
         }
-        M::apply_batch(&mut tx, generation, events).await?;
-        sqlx::query(
-            "UPDATE projector.checkpoints SET position = $2, last_error = NULL, updated_at = now() WHERE name = $1",
-        )
-        .bind(M::NAME)
-        .bind(last.position)
-        .execute(&mut *tx)
-        .await?;
+        M::apply_batch(&mut tx, checkpoint.generation, events).await?;
+        checkpoints::advance(&mut *tx, M::NAME, last.position).await?;
         tx.commit().await?;
         Ok(true)
     }
 
     async fn record_error(&self, error: Option<&str>) {
-        record_error(&self.pool, M::NAME, error).await;
-    }
-}
-
-/// Stores a subscription's last error for /projections (best effort: the database may be the
-/// very thing that is failing).
-pub async fn record_error(pool: &PgPool, name: &str, error: Option<&str>) {
-    // An UPDATE only: a checkpoint row that is gone (a retired saga subscription) stays gone.
-    let recorded = sqlx::query(
-        "UPDATE projector.checkpoints SET last_error = $2, updated_at = now()
-         WHERE name = $1 AND last_error IS DISTINCT FROM $2",
-    )
-    .bind(name)
-    .bind(error)
-    .execute(pool)
-    .await;
-    if let Err(failure) = recorded {
-        tracing::debug!(%failure, name, "cannot record the subscription's error");
+        checkpoints::record_error(&self.pool, M::NAME, error).await;
     }
 }

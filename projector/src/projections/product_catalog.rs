@@ -3,32 +3,34 @@
 
 use std::collections::HashMap;
 
-use shared::{
-    event_store::RecordedEvent,
-    read_model::{Document, ProductView, fold_documents, stream_ids},
-};
+use domain::StreamType;
+use event_store::RecordedEvent;
+use read_models::{ProductView, tables};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::postgres::{PgReadModel, table_name};
-use crate::ProjectionError;
+use super::postgres::PgReadModel;
+use crate::{
+    ProjectionError,
+    fold::{Document, fold_documents, stream_ids},
+};
 
 pub struct ProductCatalog;
 
 impl PgReadModel for ProductCatalog {
-    const NAME: &'static str = shared::read_model::names::PRODUCT_CATALOG;
-    const TABLE: &'static str = "products";
+    const NAME: &'static str = read_models::names::PRODUCT_CATALOG;
+    const TABLE: &'static str = tables::PRODUCTS;
 
     async fn apply_batch(
         conn: &mut PgConnection,
         generation: i32,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        let ids = stream_ids(events, "product");
+        let ids = stream_ids(events, StreamType::Product);
         if ids.is_empty() {
             return Ok(());
         }
-        let table = table_name(Self::TABLE, generation);
+        let table = tables::generation_table(Self::TABLE, generation);
         let stored: Vec<(Uuid, serde_json::Value, i64)> = sqlx::query_as(&format!(
             "SELECT id, doc, last_position FROM {table} WHERE id = ANY($1)"
         ))
@@ -46,7 +48,12 @@ impl PgReadModel for ProductCatalog {
                 },
             );
         }
-        let changed = fold_documents(&mut documents, events, "product", ProductView::fold)?;
+        let changed = fold_documents(
+            &mut documents,
+            events,
+            StreamType::Product,
+            ProductView::fold,
+        )?;
         let (mut ids, mut name_keys, mut last, mut docs) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for id in changed {

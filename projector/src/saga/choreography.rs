@@ -18,14 +18,13 @@
 //! A handler that reserves something also releases it, so it always processes the release
 //! after its own reservation; that is what keeps a racing cancel from leaving anything held.
 
-use shared::{
-    domain::{
-        customer::{CustomerCommand, CustomerEvent},
-        order::{Order, OrderCommand, OrderEvent, OrderLine, OrderStatus, RejectionReason},
-        product::ProductEvent,
-    },
-    event_store::RecordedEvent,
+use domain::{
+    StreamType,
+    customer::{CustomerCommand, CustomerEvent},
+    order::{Order, OrderCommand, OrderEvent, OrderLine, OrderStatus, RejectionReason},
+    product::ProductEvent,
 };
+use event_store::RecordedEvent;
 use uuid::Uuid;
 
 use super::{Issuer, SagaError, SagaHandler};
@@ -50,14 +49,14 @@ enum Reaction {
 }
 
 fn reaction(event: &RecordedEvent) -> Result<Reaction, SagaError> {
-    Ok(match event.stream_type.as_str() {
-        "order" => match event.decode::<OrderEvent>()? {
+    Ok(match event.stream_type {
+        StreamType::Order => match event.decode::<OrderEvent>()? {
             OrderEvent::OrderPlaced { lines, .. } => Reaction::Placed(event.stream_id, lines),
             OrderEvent::OrderCancelled { .. } => Reaction::Cancelled(event.stream_id),
             OrderEvent::OrderShipped {} => Reaction::Shipped(event.stream_id),
             _ => Reaction::Nothing,
         },
-        "product" => match event.decode::<ProductEvent>()? {
+        StreamType::Product => match event.decode::<ProductEvent>()? {
             ProductEvent::StockReserved { order_id, .. } => Reaction::StockReserved {
                 order_id,
                 product_id: event.stream_id,
@@ -67,14 +66,13 @@ fn reaction(event: &RecordedEvent) -> Result<Reaction, SagaError> {
             }
             _ => Reaction::Nothing,
         },
-        "customer" => match event.decode::<CustomerEvent>()? {
+        StreamType::Customer => match event.decode::<CustomerEvent>()? {
             CustomerEvent::CreditReserved { order_id, .. } => Reaction::CreditReserved(order_id),
             CustomerEvent::CreditReservationRejected { order_id, .. } => {
                 Reaction::CreditRefused(order_id)
             }
             _ => Reaction::Nothing,
         },
-        _ => Reaction::Nothing,
     })
 }
 
@@ -89,9 +87,7 @@ impl SagaHandler for StockHandler {
         match reaction(event)? {
             Reaction::Placed(order_id, lines) => match lines.first() {
                 // Normally pending; a late step (a parked event retried) finds it may not be.
-                Some(first)
-                    if issuer.load::<Order>(order_id).await?.status == OrderStatus::Pending =>
-                {
+                Some(first) if issuer.load::<Order>(order_id).await?.awaits_reservations() => {
                     issuer
                         .reserve_stock(order_id, first.product_id, first.quantity)
                         .await
@@ -103,38 +99,35 @@ impl SagaHandler for StockHandler {
                 product_id,
             } => {
                 let order: Order = issuer.load(order_id).await?;
-                match order.status {
-                    OrderStatus::Pending => {
-                        let position = order
-                            .lines
-                            .iter()
-                            .position(|line| line.product_id == product_id);
-                        match position.and_then(|index| order.lines.get(index + 1)) {
-                            Some(next) => {
-                                issuer
-                                    .reserve_stock(order_id, next.product_id, next.quantity)
-                                    .await
-                            }
-                            None => Ok(()), // the last line: credit is the credit handler's
+                if order.awaits_reservations() {
+                    let position = order
+                        .lines
+                        .iter()
+                        .position(|line| line.product_id == product_id);
+                    match position.and_then(|index| order.lines.get(index + 1)) {
+                        Some(next) => {
+                            issuer
+                                .reserve_stock(order_id, next.product_id, next.quantity)
+                                .await
                         }
+                        None => Ok(()), // the last line: credit is the credit handler's
                     }
-                    OrderStatus::Cancelled | OrderStatus::Rejected => {
-                        issuer.release_stock(order_id, [product_id]).await
-                    }
-                    OrderStatus::Approved | OrderStatus::Shipped => Ok(()),
+                } else if matches!(order.status, OrderStatus::Cancelled | OrderStatus::Rejected) {
+                    // The order ended while this line was being reserved: give it back.
+                    issuer.release_stock(order_id, [product_id]).await
+                } else {
+                    Ok(()) // approved or shipped: the stock is the order's
                 }
             }
             Reaction::StockRefused(order_id)
             | Reaction::CreditRefused(order_id)
             | Reaction::Cancelled(order_id) => {
                 let order: Order = issuer.load(order_id).await?;
-                let products: Vec<Uuid> = order.lines.iter().map(|line| line.product_id).collect();
-                issuer.release_stock(order_id, products).await
+                issuer.release_stock(order_id, order.products()).await
             }
             Reaction::Shipped(order_id) => {
                 let order: Order = issuer.load(order_id).await?;
-                let products: Vec<Uuid> = order.lines.iter().map(|line| line.product_id).collect();
-                issuer.ship_stock(order_id, products).await
+                issuer.ship_stock(order_id, order.products()).await
             }
             Reaction::CreditReserved(_) | Reaction::Nothing => Ok(()),
         }
@@ -159,7 +152,7 @@ impl SagaHandler for CreditHandler {
                     .lines
                     .last()
                     .is_some_and(|line| line.product_id == product_id);
-                if is_last_line && order.status == OrderStatus::Pending {
+                if is_last_line && order.awaits_reservations() {
                     issuer
                         .reserve_credit(order_id, order.customer_id, order.total_cents)
                         .await?;

@@ -1,7 +1,7 @@
 //! Events a saga subscription parked, and `projector retry-dead-letters`, which runs each of
 //! them through its handler again (in position order) and forgets those that now succeed.
 
-use shared::event_store::RecordedEvent;
+use event_store::{RecordedEvent, backoff, read_positions};
 use sqlx::{PgConnection, PgPool};
 
 use super::{SagaHandler, SagaSubscription, choreography, orchestration};
@@ -57,24 +57,16 @@ async fn retry<H: SagaHandler>(
     handler: H,
     snapshot_every: i64,
 ) -> anyhow::Result<(usize, usize)> {
-    let parked: Vec<RecordedEvent> = sqlx::query_as(
-        "SELECT e.position, e.stream_id, e.stream_type, e.stream_version, e.event_type, e.schema_version, e.data,
-                e.metadata, e.recorded_at
-         FROM projector.dead_letters d JOIN events e USING (position)
-         WHERE d.subscription = $1 ORDER BY e.position",
+    let positions: Vec<i64> = sqlx::query_scalar(
+        "SELECT position FROM projector.dead_letters WHERE subscription = $1 ORDER BY position",
     )
     .bind(H::NAME)
     .fetch_all(pool)
     .await?;
+    let parked = read_positions(pool, &positions).await?;
     let subscription = SagaSubscription::new(pool.clone(), handler, snapshot_every);
     let (mut done, mut failed) = (0, 0);
-    for mut event in parked {
-        event.data = shared::event_store::upcast::upcast(
-            &event.event_type,
-            event.schema_version,
-            event.data,
-        )
-        .map_err(anyhow::Error::msg)?;
+    for event in parked {
         // A lost race (the live saga writing the same aggregate) is retried, like any step.
         let mut attempt = 0;
         let outcome = loop {
@@ -84,7 +76,7 @@ async fn retry<H: SagaHandler>(
                 .await
             {
                 Err(error) if error.is_transient() && attempt < 10 => {
-                    tokio::time::sleep(shared::event_store::backoff(attempt)).await;
+                    tokio::time::sleep(backoff(attempt)).await;
                 }
                 outcome => break outcome,
             }

@@ -2,15 +2,13 @@
 //! the command-api uses. Each appended event carries the correlation id of the request that
 //! started the chain and, as causation id, the position of the event that triggered the step.
 
-use shared::{
-    domain::{
-        Aggregate, Cents, Quantity,
-        customer::{Customer, CustomerCommand},
-        order::{Order, OrderCommand},
-        product::{Product, ProductCommand},
-    },
-    event_store::{CommandOptions, Metadata, RecordedEvent, execute_in_tx, load_aggregate},
+use domain::{
+    Aggregate, Cents, DomainEvent, Quantity,
+    customer::{Customer, CustomerCommand},
+    order::{Order, OrderCommand},
+    product::{Product, ProductCommand},
 };
+use event_store::{CommandOptions, Metadata, RecordedEvent, execute_in_tx, load_aggregate};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -135,16 +133,17 @@ impl<'a> Issuer<'a> {
     where
         A::Command: std::fmt::Debug,
     {
-        let described = format!("{command:?}");
+        let described = tracing::enabled!(tracing::Level::DEBUG).then(|| format!("{command:?}"));
         let executed =
             execute_in_tx::<A, _>(self.conn, id, &self.options, |state| state.decide(command))
                 .await?;
+        // Debug, not info: a line per step would cost more than the step on the hot path.
         for event in &executed.events {
-            tracing::info!(
-                stream_type = A::STREAM_TYPE,
+            tracing::debug!(
+                stream_type = %A::STREAM_TYPE,
                 stream_id = %id,
-                command = %described,
-                event = shared::domain::DomainEvent::event_type(event),
+                command = described.as_deref().unwrap_or_default(),
+                event = event.event_type(),
                 "saga step"
             );
         }

@@ -19,7 +19,7 @@ pub use dead_letters::retry_dead_letters;
 pub use issuer::Issuer;
 pub use subscription::{SagaHandler, SagaSubscription};
 
-use shared::event_store::{CommandError, StoreError};
+use event_store::{CommandError, StoreError, checkpoints};
 
 /// Which saga design runs (`SAGA_MODE`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -52,21 +52,9 @@ pub async fn adopt_mode(pool: &sqlx::PgPool, mode: SagaMode) -> Result<(), sqlx:
     let (active, retired) = mode.subscriptions();
     let all: Vec<&str> = active.iter().chain(retired).copied().collect();
     let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO projector.checkpoints (name, position)
-         SELECT name, (SELECT coalesce(max(position), 0) FROM projector.checkpoints WHERE name = ANY($2))
-         FROM unnest($1::text[]) AS name
-         ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(active)
-    .bind(&all)
-    .execute(&mut *tx)
-    .await?;
-    let retired_rows = sqlx::query("DELETE FROM projector.checkpoints WHERE name = ANY($1)")
-        .bind(retired)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let saga_position = checkpoints::furthest(&mut *tx, &all).await?;
+    checkpoints::create_missing(&mut *tx, active, saga_position).await?;
+    let retired_rows = checkpoints::retire(&mut *tx, retired).await?;
     tx.commit().await?;
     if retired_rows > 0 {
         tracing::info!(saga_mode = ?mode, "the saga switched mode; the other mode's checkpoints are retired");
@@ -98,7 +86,7 @@ impl SagaError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Command(CommandError::Store(error)) | Self::Store(error) => error.is_transient(),
-            Self::Database(error) => shared::event_store::is_transient_database_error(error),
+            Self::Database(error) => database::is_transient(error),
             Self::Command(_) | Self::Corrupt(_) => false,
         }
     }

@@ -11,15 +11,14 @@
 //!  OrderShipped   ─▶ ship every line's stock
 //! ```
 
-use serde::{Deserialize, Serialize};
-use shared::{
-    domain::{
-        customer::{CustomerCommand, CustomerEvent},
-        order::{Order, OrderCommand, OrderEvent, OrderStatus, RejectionReason},
-        product::ProductEvent,
-    },
-    event_store::RecordedEvent,
+use domain::{
+    StreamType,
+    customer::{CustomerCommand, CustomerEvent},
+    order::{Order, OrderCommand, OrderEvent, RejectionReason},
+    product::ProductEvent,
 };
+use event_store::RecordedEvent;
+use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -61,11 +60,10 @@ impl SagaHandler for Orchestrator {
         issuer: &mut Issuer<'_>,
         event: &RecordedEvent,
     ) -> Result<(), SagaError> {
-        match event.stream_type.as_str() {
-            "order" => on_order_event(issuer, event).await,
-            "product" => on_product_event(issuer, event).await,
-            "customer" => on_customer_event(issuer, event).await,
-            _ => Ok(()),
+        match event.stream_type {
+            StreamType::Order => on_order_event(issuer, event).await,
+            StreamType::Product => on_product_event(issuer, event).await,
+            StreamType::Customer => on_customer_event(issuer, event).await,
         }
     }
 }
@@ -89,9 +87,10 @@ async fn on_order_event(issuer: &mut Issuer<'_>, event: &RecordedEvent) -> Resul
             // retried), the order may have been cancelled meanwhile: then it holds nothing and
             // must not start reserving.
             let order: Order = issuer.load(order_id).await?;
-            let state = match order.status {
-                OrderStatus::Pending => RESERVING_STOCK,
-                other => other.as_str(),
+            let state = if order.awaits_reservations() {
+                RESERVING_STOCK
+            } else {
+                order.status.as_str()
             };
             let created = sqlx::query(
                 "INSERT INTO projector.order_sagas (order_id, customer_id, lines, total_cents, state, correlation_id)

@@ -6,8 +6,8 @@
 
 use std::{future::Future, time::Duration};
 
-use shared::event_store::{RecordedEvent, backoff};
-use sqlx::{PgConnection, PgPool};
+use event_store::{RecordedEvent, backoff, checkpoints};
+use sqlx::PgPool;
 use tracing::Instrument;
 
 use super::{Issuer, SagaError, dead_letters};
@@ -67,28 +67,18 @@ impl<H: SagaHandler> SagaSubscription<H> {
         };
         let mut tx = self.pool.begin().await?;
         if let Some(expected) = expected {
-            let position: i64 = sqlx::query_scalar(
-                "SELECT position FROM projector.checkpoints WHERE name = $1 FOR UPDATE",
-            )
-            .bind(H::NAME)
-            .fetch_one(&mut *tx)
-            .await?;
-            if position != expected {
-                return Ok(Outcome::Moved);
+            match checkpoints::lock(&mut tx, H::NAME).await? {
+                Some(checkpoint) if checkpoint.position == expected => {}
+                _ => return Ok(Outcome::Moved),
             }
         }
         for event in events {
-            let order_id = event
-                .data
-                .get("order_id")
-                .and_then(|id| id.as_str())
-                .map(str::to_owned);
-            let span = tracing::info_span!(
+            let span = tracing::debug_span!(
                 "saga",
                 subscription = H::NAME,
                 position = event.position,
                 event = %event.event_type,
-                order_id = order_id.unwrap_or_else(|| event.stream_id.to_string()),
+                order_id = ?event.order_id(),
                 correlation_id = event.correlation_id().unwrap_or_default(),
             );
             let mut issuer = Issuer::new(&mut tx, event, self.snapshot_every);
@@ -98,7 +88,7 @@ impl<H: SagaHandler> SagaSubscription<H> {
                 .await?;
         }
         if expected.is_some() {
-            move_checkpoint(&mut tx, H::NAME, last.position).await?;
+            checkpoints::advance(&mut *tx, H::NAME, last.position).await?;
         }
         tx.commit().await?;
         Ok(Outcome::Applied)
@@ -131,26 +121,13 @@ impl<H: SagaHandler> SagaSubscription<H> {
                     let mut tx = self.pool.begin().await?;
                     dead_letters::park(&mut tx, H::NAME, event, &error.to_string(), attempt)
                         .await?;
-                    move_checkpoint(&mut tx, H::NAME, event.position).await?;
+                    checkpoints::advance(&mut *tx, H::NAME, event.position).await?;
                     tx.commit().await?;
                     return Ok(Outcome::Applied);
                 }
             }
         }
     }
-}
-
-async fn move_checkpoint(
-    conn: &mut PgConnection,
-    name: &str,
-    position: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE projector.checkpoints SET position = $2, last_error = NULL, updated_at = now() WHERE name = $1")
-        .bind(name)
-        .bind(position)
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 impl<H: SagaHandler> Projection for SagaSubscription<H> {
@@ -160,10 +137,9 @@ impl<H: SagaHandler> Projection for SagaSubscription<H> {
 
     /// The checkpoint row is made by `saga::adopt_mode` before the subscription starts.
     async fn position(&self) -> Result<i64, ProjectionError> {
-        sqlx::query_scalar("SELECT position FROM projector.checkpoints WHERE name = $1")
-            .bind(H::NAME)
-            .fetch_optional(&self.pool)
+        checkpoints::read(&self.pool, H::NAME)
             .await?
+            .map(|checkpoint| checkpoint.position)
             .ok_or(ProjectionError::Retired(H::NAME))
     }
 
@@ -191,6 +167,6 @@ impl<H: SagaHandler> Projection for SagaSubscription<H> {
     }
 
     async fn record_error(&self, error: Option<&str>) {
-        crate::projections::postgres::record_error(&self.pool, H::NAME, error).await;
+        checkpoints::record_error(&self.pool, H::NAME, error).await;
     }
 }

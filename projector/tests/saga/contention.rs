@@ -4,8 +4,8 @@
 
 use std::{collections::HashMap, time::Duration};
 
+use domain::{Aggregate, customer::Customer, product::Product};
 use serde_json::Value;
-use shared::domain::{Aggregate, customer::Customer, product::Product};
 use testkit::TestSystem;
 use uuid::Uuid;
 
@@ -77,7 +77,7 @@ async fn invariants_hold_under_contention_and_crashes(system: &TestSystem) {
         for _ in 0..4 {
             tokio::time::sleep(Duration::from_millis(400)).await;
             system.kill_projector().await;
-            system.start_projector();
+            system.start_projector().await;
         }
     };
     tokio::join!(load, crashes);
@@ -152,7 +152,7 @@ async fn invariants_hold_under_contention_and_crashes(system: &TestSystem) {
         assert_eq!(doc["stock_on_hand"], on_hand, "{doc}");
         assert_eq!(doc["stock_available"], on_hand - reserved, "{doc}");
         assert!(on_hand - reserved >= 0, "{doc}");
-        let aggregate = shared::event_store::load_aggregate::<Product>(&mut conn, *product, false)
+        let aggregate = event_store::load_aggregate::<Product>(&mut conn, *product, false)
             .await
             .expect("load");
         assert_eq!(
@@ -171,10 +171,9 @@ async fn invariants_hold_under_contention_and_crashes(system: &TestSystem) {
             reserved <= doc["credit_limit_cents"].as_i64().expect("limit"),
             "{doc}"
         );
-        let aggregate =
-            shared::event_store::load_aggregate::<Customer>(&mut conn, *customer, false)
-                .await
-                .expect("load");
+        let aggregate = event_store::load_aggregate::<Customer>(&mut conn, *customer, false)
+            .await
+            .expect("load");
         assert!(aggregate.state.exists());
         assert_eq!(aggregate.state.credit_reserved_cents(), reserved);
     }
@@ -183,7 +182,7 @@ async fn invariants_hold_under_contention_and_crashes(system: &TestSystem) {
     let incremental = system.snapshot().await;
     system
         .rebuilder()
-        .rebuild(&shared::read_model::names::READ_MODELS.map(String::from))
+        .rebuild(&read_models::names::READ_MODELS.map(String::from))
         .await
         .expect("rebuilt");
     assert_eq!(

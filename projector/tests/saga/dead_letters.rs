@@ -4,14 +4,13 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-use shared::{
-    domain::{
-        order::{OrderEvent, OrderLine},
-        product::ProductEvent,
-    },
-    event_store::{Metadata, append_to_stream},
+use domain::{
+    StreamType,
+    order::{OrderEvent, OrderLine},
+    product::ProductEvent,
 };
+use event_store::{Metadata, append_to_stream};
+use serde_json::Value;
 use testkit::{TestSystem, eventually};
 use uuid::Uuid;
 
@@ -51,7 +50,7 @@ async fn park_an_order_for_a_missing_product(system: &TestSystem) -> (Uuid, Uuid
     append_to_stream(
         &mut conn,
         order,
-        "order",
+        StreamType::Order,
         0,
         &[placed],
         &Metadata::default(),
@@ -82,7 +81,7 @@ async fn add_the_missing_product(system: &TestSystem, product: Uuid) {
     append_to_stream(
         &mut conn,
         product,
-        "product",
+        StreamType::Product,
         0,
         &[added],
         &Metadata::default(),

@@ -34,7 +34,7 @@ async fn switching_to_choreography_mid_flight_decides_every_order(
         if half_way > 0 {
             break;
         }
-        system.start_projector_in(SagaMode::Orchestration);
+        system.start_projector_in(SagaMode::Orchestration).await;
     }
     let half_way: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM projector.order_sagas WHERE state LIKE 'reserving%'",
@@ -43,7 +43,7 @@ async fn switching_to_choreography_mid_flight_decides_every_order(
     .await
     .expect("instances");
     assert!(half_way > 0, "no order was caught half-way");
-    system.start_projector_in(SagaMode::Choreography);
+    system.start_projector_in(SagaMode::Choreography).await;
     let after = system.place_order(customer, &[(cake, 3)]).await.0;
     system.wait_until_caught_up().await;
 

@@ -1,20 +1,32 @@
 //! `GET /customers/{id}` (Redis).
 
 use actix_web::{HttpResponse, http::Method, web};
-use shared::{
-    http::{Problem, resource_for},
-    read_model::CustomerView,
-};
+use domain::StreamType;
+use http_kit::{Problem, resource_for};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Consistent, lookup};
-use crate::{problem::ApiError, startup::AppState};
+use crate::{AppState, error::ApiError};
+
+/// A customer and their credit (the `lookups` document, answered as stored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = CustomerView)]
+pub struct CustomerResponse {
+    pub id: Uuid,
+    pub name: String,
+    pub credit_limit_cents: i64,
+    /// Held by approved and shipped orders.
+    pub credit_reserved_cents: i64,
+    pub credit_available_cents: i64,
+    pub version: i64,
+}
 
 /// A customer and their credit
 #[utoipa::path(get, path = "/customers/{id}", tag = "customers",
     params(("id" = Uuid, Path, description = "The customer's id"), Consistent),
     responses(
-        (status = 200, description = "The customer", body = CustomerView,
+        (status = 200, description = "The customer", body = CustomerResponse,
             headers(("X-Position" = i64, description = "The position the data reflects"))),
         (status = 400, description = "A malformed query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No customer has this id (yet: see min_position)", body = Problem, content_type = "application/problem+json"),
@@ -26,9 +38,9 @@ pub async fn get_customer(
     id: web::Path<Uuid>,
     query: web::Query<Consistent>,
 ) -> Result<HttpResponse, ApiError> {
-    lookup::<CustomerView>(&state, "customer", id.into_inner(), &query).await
+    lookup(&state, StreamType::Customer, id.into_inner(), &query).await
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn router(cfg: &mut web::ServiceConfig) {
     cfg.service(resource_for("/customers/{id}", Method::GET, get_customer));
 }

@@ -1,9 +1,9 @@
 //! `/readyz` (PostgreSQL and Redis answer), beside the shared `/healthz` and `/metrics`.
 
 use actix_web::{HttpResponse, http::Method, web};
-use shared::http::{Problem, operations, resource_for};
+use http_kit::{Problem, operations, resource_for};
 
-use crate::{problem::ApiError, startup::AppState};
+use crate::{AppState, error::ApiError};
 
 /// Dependencies are reachable
 #[utoipa::path(get, path = "/readyz", tag = "operations",
@@ -17,7 +17,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn router(cfg: &mut web::ServiceConfig) {
     cfg.service(resource_for("/healthz", Method::GET, operations::healthz))
         .service(resource_for("/readyz", Method::GET, readyz))
         .service(resource_for("/metrics", Method::GET, operations::metrics));

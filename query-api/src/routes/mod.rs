@@ -6,12 +6,15 @@ pub mod orders;
 pub mod products;
 pub mod projections;
 
+#[cfg(test)]
+mod document_shapes;
+
 use actix_web::HttpResponse;
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use shared::read_model::names;
+use read_models::{DocumentKind, names};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{problem::ApiError, startup::AppState};
+use crate::{AppState, error::ApiError};
 
 pub const POSITION_HEADER: &str = "X-Position";
 
@@ -43,11 +46,11 @@ pub fn with_position(body: &impl Serialize, position: i64) -> HttpResponse {
         .json(body)
 }
 
-/// A single-resource lookup from Redis: waits for `min_position`, then answers the document of
-/// `kind` with this id, or 404.
-pub async fn lookup<V: DeserializeOwned + Serialize>(
+/// A single-resource lookup from Redis: waits for `min_position`, then answers the stored
+/// document of `kind` with this id, as stored, or 404.
+pub async fn lookup(
     state: &AppState,
-    kind: &'static str,
+    kind: DocumentKind,
     id: Uuid,
     query: &Consistent,
 ) -> Result<HttpResponse, ApiError> {
@@ -58,8 +61,11 @@ pub async fn lookup<V: DeserializeOwned + Serialize>(
             .reach(names::LOOKUPS, Some(wanted))
             .await?;
     }
-    match state.lookups.find::<V>(kind, id).await? {
-        (Some(document), position) => Ok(with_position(&document, position)),
+    match state.lookups.find(kind, id).await? {
+        (Some(document), position) => Ok(HttpResponse::Ok()
+            .insert_header((POSITION_HEADER, position.to_string()))
+            .content_type(mime::APPLICATION_JSON)
+            .body(document)),
         (None, _) => Err(ApiError::NotFound(format!("no {kind} has this id"))),
     }
 }

@@ -1,17 +1,76 @@
 //! `GET /orders/{id}` (Redis), `GET /orders` and `GET /orders/{id}/history` (PostgreSQL).
 
 use actix_web::{HttpResponse, http::Method, web};
+use chrono::{DateTime, Utc};
+use domain::{StreamType, order::OrderStatus};
+use http_kit::{Problem, resource_for};
+use read_models::names;
 use serde::{Deserialize, Serialize};
-use shared::{
-    domain::order::OrderStatus,
-    http::{Problem, resource_for},
-    read_model::{HistoryEntry, OrderView, names},
-};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::{Consistent, lookup, min_position, with_position};
-use crate::{cursor, problem::ApiError, startup::AppState};
+use crate::{AppState, cursor, error::ApiError};
+
+/// An order (the `lookups` and `order_list` document, answered as stored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = OrderView)]
+pub struct OrderResponse {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub status: OrderStatusName,
+    pub lines: Vec<OrderLineResponse>,
+    pub total_cents: i64,
+    pub rejection_reason: Option<RejectionReasonName>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = OrderLine)]
+pub struct OrderLineResponse {
+    pub product_id: Uuid,
+    pub quantity: i64,
+    /// The catalog price when the order was placed.
+    pub unit_price_cents: i64,
+}
+
+/// `pending` until the saga decides; then `approved` or `rejected`; `cancelled` or `shipped`
+/// by the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = OrderStatus)]
+pub enum OrderStatusName {
+    Pending,
+    Approved,
+    Rejected,
+    Cancelled,
+    Shipped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = RejectionReason)]
+pub enum RejectionReasonName {
+    InsufficientStock,
+    CreditLimitExceeded,
+}
+
+/// One line of an order's history: its own events and the saga's steps on other aggregates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, sqlx::FromRow)]
+pub struct HistoryEntry {
+    pub position: i64,
+    /// The version of the stream the event belongs to (`stream_type`).
+    pub version: i64,
+    #[serde(rename = "type")]
+    #[sqlx(rename = "type")]
+    pub event_type: String,
+    /// `order`, `product` or `customer`.
+    pub stream_type: String,
+    pub recorded_at: DateTime<Utc>,
+    pub data: serde_json::Value,
+}
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -34,7 +93,7 @@ pub struct OrderFilter {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrderPage {
-    pub items: Vec<OrderView>,
+    pub items: Vec<OrderResponse>,
     /// Pass as `cursor` for the next page; null on the last one.
     pub next_cursor: Option<String>,
 }
@@ -48,7 +107,7 @@ pub struct OrderHistory {
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders",
     params(("id" = Uuid, Path, description = "The order's id"), Consistent),
     responses(
-        (status = 200, description = "The order", body = OrderView,
+        (status = 200, description = "The order", body = OrderResponse,
             headers(("X-Position" = i64, description = "The position the data reflects"))),
         (status = 400, description = "A malformed query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No order has this id (yet: see min_position)", body = Problem, content_type = "application/problem+json"),
@@ -60,7 +119,7 @@ pub async fn get_order(
     id: web::Path<Uuid>,
     query: web::Query<Consistent>,
 ) -> Result<HttpResponse, ApiError> {
-    lookup::<OrderView>(&state, "order", id.into_inner(), &query).await
+    lookup(&state, StreamType::Order, id.into_inner(), &query).await
 }
 
 /// Orders, newest first
@@ -106,7 +165,7 @@ pub async fn list_orders(
     }
     sql.push(" ORDER BY placed_position DESC LIMIT ")
         .push_bind(limit + 1);
-    let rows: Vec<(sqlx::types::Json<OrderView>, i64)> =
+    let rows: Vec<(sqlx::types::Json<OrderResponse>, i64)> =
         sql.build_query_as().fetch_all(&state.pool).await?;
 
     let next_cursor =
@@ -154,7 +213,7 @@ pub async fn order_history(
     Ok(with_position(&OrderHistory { items }, position))
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn router(cfg: &mut web::ServiceConfig) {
     cfg.service(resource_for("/orders", Method::GET, list_orders))
         .service(resource_for("/orders/{id}", Method::GET, get_order))
         .service(resource_for(

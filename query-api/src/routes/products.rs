@@ -1,16 +1,30 @@
 //! `GET /products/{id}` (Redis) and `GET /products` (PostgreSQL, name search).
 
 use actix_web::{HttpResponse, http::Method, web};
+use domain::StreamType;
+use http_kit::{Problem, resource_for};
+use read_models::names;
 use serde::{Deserialize, Serialize};
-use shared::{
-    http::{Problem, resource_for},
-    read_model::{ProductView, names},
-};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::{Consistent, lookup, min_position, with_position};
-use crate::{cursor, problem::ApiError, startup::AppState};
+use crate::{AppState, cursor, error::ApiError};
+
+/// A product and its stock (the `lookups` and `product_catalog` document, answered as stored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ProductView)]
+pub struct ProductResponse {
+    pub id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub price_cents: i64,
+    pub stock_on_hand: i64,
+    /// Held by approved orders.
+    pub stock_reserved: i64,
+    pub stock_available: i64,
+    pub version: i64,
+}
 
 const MAX_SEARCH_CHARS: usize = 200;
 
@@ -33,7 +47,7 @@ pub struct ProductSearch {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProductPage {
-    pub items: Vec<ProductView>,
+    pub items: Vec<ProductResponse>,
     /// Pass as `cursor` for the next page; null on the last one.
     pub next_cursor: Option<String>,
 }
@@ -42,7 +56,7 @@ pub struct ProductPage {
 #[utoipa::path(get, path = "/products/{id}", tag = "products",
     params(("id" = Uuid, Path, description = "The product's id"), Consistent),
     responses(
-        (status = 200, description = "The product", body = ProductView,
+        (status = 200, description = "The product", body = ProductResponse,
             headers(("X-Position" = i64, description = "The position the data reflects"))),
         (status = 400, description = "A malformed query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No product has this id (yet: see min_position)", body = Problem, content_type = "application/problem+json"),
@@ -54,7 +68,7 @@ pub async fn get_product(
     id: web::Path<Uuid>,
     query: web::Query<Consistent>,
 ) -> Result<HttpResponse, ApiError> {
-    lookup::<ProductView>(&state, "product", id.into_inner(), &query).await
+    lookup(&state, StreamType::Product, id.into_inner(), &query).await
 }
 
 /// Products by name
@@ -107,7 +121,7 @@ pub async fn search_products(
     }
     sql.push(" ORDER BY name_key, id LIMIT ")
         .push_bind(limit + 1);
-    let rows: Vec<(sqlx::types::Json<ProductView>, String, Uuid)> =
+    let rows: Vec<(sqlx::types::Json<ProductResponse>, String, Uuid)> =
         sql.build_query_as().fetch_all(&state.pool).await?;
 
     let next_cursor = (rows.len() as i64 > limit).then(|| {
@@ -122,7 +136,7 @@ pub async fn search_products(
     Ok(with_position(&ProductPage { items, next_cursor }, position))
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn router(cfg: &mut web::ServiceConfig) {
     cfg.service(resource_for("/products", Method::GET, search_products))
         .service(resource_for("/products/{id}", Method::GET, get_product));
 }

@@ -1,14 +1,12 @@
 //! `GET /projections`: where every subscription stands.
 
 use actix_web::{HttpResponse, http::Method, web};
+use http_kit::{Problem, resource_for};
+use read_models::names;
 use serde::Serialize;
-use shared::{
-    http::{Problem, resource_for},
-    read_model::names,
-};
 
 use super::{Consistent, min_position};
-use crate::{problem::ApiError, startup::AppState};
+use crate::{AppState, error::ApiError};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Projections {
@@ -84,6 +82,6 @@ pub async fn projections(
     }))
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn router(cfg: &mut web::ServiceConfig) {
     cfg.service(resource_for("/projections", Method::GET, projections));
 }

@@ -125,7 +125,7 @@ async fn projections_show_every_subscription_with_lag_zero_when_quiet(
         .iter()
         .filter_map(|i| i["name"].as_str())
         .collect();
-    for name in shared::read_model::names::READ_MODELS {
+    for name in read_models::names::READ_MODELS {
         assert!(names.contains(&name), "{name} missing from {body}");
     }
     for item in body["items"].as_array().expect("items") {
@@ -149,7 +149,7 @@ async fn projections_with_min_position_answers_once_every_read_model_has_it(
     let body = system.read_at("/projections", position).await;
     for item in body["items"].as_array().expect("items") {
         let name = item["name"].as_str().expect("name");
-        if shared::read_model::names::READ_MODELS.contains(&name) {
+        if read_models::names::READ_MODELS.contains(&name) {
             assert!(
                 item["position"].as_i64().expect("position") >= position,
                 "{body}"

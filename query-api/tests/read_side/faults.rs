@@ -3,8 +3,10 @@
 
 use std::{process::Stdio, time::Duration};
 
+use clap::Parser;
+use domain::{StreamType, product::ProductEvent};
+use event_store::Metadata;
 use reqwest::StatusCode;
-use shared::{domain::product::ProductEvent, event_store::Metadata};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use testkit::{TestSystem, eventually};
 use uuid::Uuid;
@@ -55,10 +57,10 @@ async fn an_append_committing_after_later_ones_is_projected_not_skipped(
 
     // Hold a restock open: it has its position, but has not committed.
     let mut slow = system.pool.begin().await.expect("begin");
-    let held = shared::event_store::append_to_stream(
+    let held = event_store::append_to_stream(
         &mut slow,
         product,
-        "product",
+        StreamType::Product,
         1,
         &[ProductEvent::ProductRestocked { quantity: 41 }],
         &Metadata::default(),
@@ -127,14 +129,14 @@ async fn a_projector_killed_mid_batch_converges_to_a_rebuild(
         };
         tokio::join!(writes, crash);
         system.kill_projector().await;
-        system.start_projector();
+        system.start_projector().await;
     }
     system.wait_until_caught_up().await;
     let incremental = system.snapshot().await;
     assert_eq!(incremental.orders.len(), 8 * 15);
     system
         .rebuilder()
-        .rebuild(&shared::read_model::names::READ_MODELS.map(String::from))
+        .rebuild(&read_models::names::READ_MODELS.map(String::from))
         .await
         .expect("rebuilt");
     let rebuilt = system.snapshot().await;
@@ -174,7 +176,7 @@ async fn replaying_every_event_again_changes_nothing(
         .query_async(&mut redis)
         .await
         .expect("reset");
-    system.start_projector();
+    system.start_projector().await;
     system.wait_until_caught_up().await;
     assert_eq!(system.snapshot().await, once);
     system.stop().await;
@@ -221,39 +223,36 @@ impl Drop for PrivateRedis {
     }
 }
 
-#[sqlx::test]
+#[sqlx::test(migrations = false)]
 async fn redis_down_is_503_never_500(pool_options: PgPoolOptions, connect: PgConnectOptions) {
-    let admin = testkit::migrated_pool(pool_options, &connect).await;
-    let reader = query_api::startup::connect_reader_with(connect, 2)
-        .await
-        .expect("reader");
-    let reader_pool = reader.clone();
+    drop(pool_options);
     let mut private =
         PrivateRedis::start().expect("redis-server is installed (scripts/test installs it)");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let redis = loop {
-        match shared::config::connect_redis(&private.url).await {
-            Ok(redis) => break redis,
-            Err(error) if std::time::Instant::now() > deadline => {
-                panic!("the private Redis never answered: {error}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    };
-    let keys = shared::read_model::RedisKeys::new("down:");
-    let (_, progress) = tokio::sync::watch::channel(0);
-    let app = query_api::startup::build_with(
-        reader,
-        redis,
-        keys,
-        progress,
-        Duration::from_secs(1),
+    let answers = eventually(Duration::from_secs(10), || async {
+        read_models::connect(&private.url).await.is_ok()
+    })
+    .await;
+    assert!(answers, "the private Redis never answered");
+    let settings = query_api::Settings::try_parse_from([
+        "query-api",
+        "--database-url",
+        &testkit::database_url(&connect, None),
+        "--redis-url",
+        &private.url,
+        "--redis-key-prefix",
+        "down:",
+        "--addr",
         "127.0.0.1:0",
-    )
-    .expect("query-api");
+        "--consistency-timeout-ms",
+        "1000",
+    ])
+    .expect("settings");
+    let app = query_api::Application::build(settings)
+        .await
+        .expect("query-api");
     let base = format!("http://{}", app.address());
-    tokio::spawn(app.run_until_stopped());
-    drop(admin);
+    let server = app.server_handle();
+    let serving = tokio::spawn(app.run_until_stopped());
 
     let _ = private.child.kill();
     let _ = private.child.wait();
@@ -274,5 +273,6 @@ async fn redis_down_is_503_never_500(pool_options: PgPoolOptions, connect: PgCon
             "{path}"
         );
     }
-    reader_pool.close().await;
+    server.stop(true).await;
+    let _ = serving.await;
 }

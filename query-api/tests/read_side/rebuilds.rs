@@ -1,5 +1,5 @@
+use read_models::names;
 use reqwest::StatusCode;
-use shared::read_model::names;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use testkit::TestSystem;
 

@@ -1,0 +1,141 @@
+//! Builds the projector from its settings: connections, migrations, its HTTP server
+//! (`/healthz`, `/readyz`, `/metrics`, through the same `ApiServer` as the APIs, so metrics are
+//! recorded from the start) and the subscriptions. `main` and the tests both go through
+//! `Application::build`; tests override only the address, the database and the Redis prefix.
+
+use std::{net::SocketAddr, time::Duration};
+
+use actix_web::dev::ServerHandle;
+use database::DatabaseArgs;
+use http_kit::{ApiServer, ServerConfig, telemetry::LogArgs};
+use read_models::{RedisArgs, RedisKeys};
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::{rebuild::Rebuilder, routes, runner::Runner, saga::SagaMode};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    #[arg(long, env = "PROJECTOR_ADDR", default_value = "127.0.0.1:8082")]
+    pub addr: String,
+    /// Snapshot aggregates every N events when the saga writes (0 disables snapshots).
+    #[arg(long, env = "SNAPSHOT_EVERY", default_value_t = 100, value_parser = clap::value_parser!(i64).range(0..))]
+    pub snapshot_every: i64,
+    /// How the order saga runs: one coordinator, or handlers reacting to each other's events.
+    #[arg(long, env = "SAGA_MODE", value_enum, default_value = "orchestration")]
+    pub saga_mode: SagaMode,
+    /// Events read (and, for read models, applied) per transaction.
+    #[arg(long, env = "PROJECTOR_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub batch_size: i64,
+    /// How often an idle subscription looks for work without a wake-up (and checks Redis).
+    #[arg(long, env = "PROJECTOR_POLL_INTERVAL_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub poll_interval_ms: u64,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl Settings {
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+}
+
+/// The connections every projector command works with.
+#[derive(Clone)]
+pub struct Projector {
+    pub pool: PgPool,
+    pub redis: ConnectionManager,
+    pub keys: RedisKeys,
+}
+
+impl Projector {
+    /// Connects to PostgreSQL and Redis and brings the schema up to date.
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        let pool = database::connect(settings.database.require()?, 16).await?;
+        database::migrate(&pool).await?;
+        event_store::ensure_positions_move_forward(&pool).await?;
+        let redis = read_models::connect(&settings.redis.redis_url).await?;
+        let keys = RedisKeys::new(settings.redis.redis_key_prefix.clone());
+        Ok(Self { pool, redis, keys })
+    }
+
+    pub fn rebuilder(&self) -> Rebuilder {
+        Rebuilder {
+            pool: self.pool.clone(),
+            redis: self.redis.clone(),
+            keys: self.keys.clone(),
+        }
+    }
+}
+
+/// The running projector: its subscriptions and its operations endpoints.
+pub struct Application {
+    server: ApiServer,
+    runner: Runner,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let projector = Projector::connect(&settings).await?;
+        let config = ServerConfig::new(settings.addr.clone(), "PROJECTOR_ADDR")
+            .workers(1)
+            .without_signal_handling(); // `run_until_stopped` owns shutdown
+        let dependencies = actix_web::web::Data::new(projector.clone());
+        let server = ApiServer::start(config, move |cfg| {
+            cfg.app_data(dependencies.clone()).configure(routes::router);
+        })?;
+        let runner = Runner::new(projector, &settings);
+        Ok(Self { server, runner })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.server.address()
+    }
+
+    /// Stops the HTTP server from outside (tests that kill the projector mid-flight).
+    pub fn server_handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Runs every subscription until SIGTERM or SIGINT; each finishes its current batch.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let (stop, shutdown) = watch::channel(false);
+        let signals = tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: finishing the batches in flight");
+            let _ = stop.send(true);
+        });
+        self.run_until(shutdown).await;
+        signals.abort();
+        Ok(())
+    }
+
+    /// Runs every subscription until `shutdown` becomes true.
+    pub async fn run_until(self, shutdown: watch::Receiver<bool>) {
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server.run_until_stopped());
+        self.runner.run(shutdown).await;
+        handle.stop(true).await;
+        let _ = server.await;
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! PostgreSQL as every service uses it: the `DATABASE_URL` setting, connecting (failing fast
+//! with one line that says what to do), the migrations, and which errors pass with time. The
+//! event store and the read side both build on this; neither owns the schema alone.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use sqlx::{
+    ConnectOptions, Connection, PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL, e.g. postgres://postgres@127.0.0.1:5432/cqrs_shop
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+impl DatabaseArgs {
+    pub fn require(&self) -> anyhow::Result<&str> {
+        match self.database_url.as_deref() {
+            Some(url) if !url.trim().is_empty() => Ok(url),
+            _ => bail!(
+                "DATABASE_URL is not set: export it (e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/cqrs_shop) \
+                 or start the whole system with ./scripts/run"
+            ),
+        }
+    }
+}
+
+/// Parses a PostgreSQL URL, naming `variable` and hiding the password when it is not one.
+pub fn parse_url(url: &str, variable: &str) -> anyhow::Result<PgConnectOptions> {
+    url.parse().with_context(|| {
+        format!(
+            "{variable} is not a valid PostgreSQL URL: {}",
+            redact_url(url)
+        )
+    })
+}
+
+/// Connects to PostgreSQL, failing fast with a message that names the URL and the cause.
+pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    let options = parse_url(url, "DATABASE_URL")?;
+    let cannot_connect = || {
+        format!(
+            "cannot connect to PostgreSQL at {}: is it running and does the database exist? (./scripts/run starts one)",
+            redact_url(url)
+        )
+    };
+    // One plain connection first: a pool would only report that it timed out, not why.
+    let probe = tokio::time::timeout(Duration::from_secs(5), options.connect())
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within 5 s"))
+        .with_context(cannot_connect)?
+        .with_context(cannot_connect)?;
+    drop(probe.close().await);
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .with_context(cannot_connect)
+}
+
+/// Brings the schema up to date. sqlx takes an advisory lock, so several services starting at
+/// once apply each migration exactly once.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    sqlx::migrate!("../../migrations")
+        .run(pool)
+        .await
+        .context("cannot apply the database migrations")?;
+    Ok(())
+}
+
+/// Failures that pass with time: connection loss, pool exhaustion, serialization failures and
+/// deadlocks, and the server's own trouble (too many connections, a cancelled statement, a
+/// shutdown or failover). Data, integrity and syntax errors are deterministic and do not pass.
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // SQLSTATE classes: 08 connection, 40 rollback, 53 insufficient resources,
+            // 55 object not in prerequisite state (lock not available), 57 operator
+            // intervention, 58 system error; 25006 is a read-only (failed over) server.
+            matches!(code.get(..2), Some("08" | "40" | "53" | "55" | "57" | "58"))
+                || code == "25006"
+        }),
+        _ => false,
+    }
+}
+
+/// The URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{}{}@{}", &url[..scheme_end + 3], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/x"),
+            "postgres://app@db:5432/x"
+        );
+        assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
+    }
+}

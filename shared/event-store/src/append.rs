@@ -1,0 +1,68 @@
+//! Appending events to one stream with an expected-version check. The unique constraint on
+//! (stream_id, stream_version) is the concurrency check: of two writers that loaded the same
+//! version, the second insert fails, so exactly one wins and nothing is half-written.
+
+use domain::{DomainEvent, StreamType, event_to_parts};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{Metadata, StoreError, upcast};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendedEvents {
+    /// The stream's version after the append.
+    pub version: i64,
+    /// The global position of the last appended event.
+    pub last_position: i64,
+}
+
+/// Appends `events` after `current_version`, inside the caller's transaction.
+pub async fn append_to_stream<E: DomainEvent>(
+    conn: &mut PgConnection,
+    stream_id: Uuid,
+    stream_type: StreamType,
+    current_version: i64,
+    events: &[E],
+    metadata: &Metadata,
+) -> Result<AppendedEvents, StoreError> {
+    let mut versions = Vec::with_capacity(events.len());
+    let mut types = Vec::with_capacity(events.len());
+    let mut schema_versions = Vec::with_capacity(events.len());
+    let mut payloads = Vec::with_capacity(events.len());
+    for (offset, event) in (1i64..).zip(events) {
+        let (event_type, data) = event_to_parts(event);
+        versions.push(current_version + offset);
+        schema_versions.push(upcast::current_schema_version(&event_type));
+        types.push(event_type);
+        payloads.push(data);
+    }
+    let metadata =
+        serde_json::to_value(metadata).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    let positions: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO events (stream_id, stream_type, stream_version, event_type, schema_version, data, metadata)
+         SELECT $1, $2, e.version, e.event_type, e.schema_version, e.data, $3
+         FROM UNNEST($4::bigint[], $5::text[], $6::integer[], $7::jsonb[])
+              WITH ORDINALITY AS e(version, event_type, schema_version, data, ordinal)
+         ORDER BY e.ordinal
+         RETURNING position",
+    )
+    .bind(stream_id)
+    .bind(stream_type.as_str())
+    .bind(metadata)
+    .bind(&versions)
+    .bind(&types)
+    .bind(&schema_versions)
+    .bind(&payloads)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|error| match &error {
+        sqlx::Error::Database(db) if db.constraint() == Some("events_stream_version_unique") => {
+            StoreError::VersionConflict { stream_id }
+        }
+        _ => StoreError::Database(error),
+    })?;
+    Ok(AppendedEvents {
+        version: current_version + events.len() as i64,
+        last_position: positions.into_iter().max().unwrap_or_default(),
+    })
+}

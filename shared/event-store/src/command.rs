@@ -1,0 +1,251 @@
+//! Running one command against one aggregate: load, decide, append, snapshot, all in one
+//! transaction. `run_command` adds what the HTTP side needs around it: the `Idempotency-Key`
+//! record written in the same transaction as the events, unique claims, and retries of lost
+//! races when the client did not pin a version with `If-Match`.
+
+use std::time::Duration;
+
+use domain::{Aggregate, DomainError, StreamType};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::{
+    IdempotencyRequest, Loaded, Metadata, StoreError, StoredResponse, UniqueClaim,
+    append_to_stream, claims, idempotency, load_aggregate, snapshot,
+};
+
+/// How often a command that lost a race (or hit a transient database error) is tried in all.
+const MAX_ATTEMPTS: u32 = 12;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Rejected(#[from] DomainError),
+    /// `If-Match` named a version the aggregate is no longer (or not yet) at.
+    #[error("the {stream_type} is at version {actual}, not {expected}")]
+    VersionMismatch {
+        stream_type: StreamType,
+        expected: i64,
+        actual: i64,
+    },
+    /// A concurrent write won, or a unique value is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// The connection failed while committing: the command may or may not have been applied, so
+    /// it is not retried blindly (that could apply it twice).
+    #[error(
+        "the database connection failed while committing; the command may or may not have been applied"
+    )]
+    OutcomeUnknown,
+    /// The `Idempotency-Key` was first used with a different request.
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a command is run with besides the decision itself.
+#[derive(Debug, Clone, Default)]
+pub struct CommandOptions {
+    pub metadata: Metadata,
+    /// From `If-Match`: append only if the aggregate is still at this version.
+    pub expected_version: Option<i64>,
+    pub idempotency: Option<IdempotencyRequest>,
+    /// Values to claim for this aggregate in the same transaction (e.g. its SKU).
+    pub claims: Vec<UniqueClaim>,
+    /// Snapshot the aggregate whenever its version crosses a multiple of this (0: never).
+    pub snapshot_every: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CommandReply {
+    pub response: StoredResponse,
+    /// True when the response is the stored answer to an earlier request with the same key.
+    pub replayed: bool,
+}
+
+/// The aggregate after a command, and where its events landed.
+#[derive(Debug, Clone)]
+pub struct Executed<A: Aggregate> {
+    pub loaded: Loaded<A>,
+    pub events: Vec<A::Event>,
+    /// Position of the last appended event; `None` when the command appended nothing.
+    pub last_position: Option<i64>,
+}
+
+/// Loads the aggregate, decides, and appends inside the caller's transaction. The saga calls
+/// this directly so that its step, its own state and its checkpoint commit together.
+pub async fn execute_in_tx<A, D>(
+    conn: &mut PgConnection,
+    stream_id: Uuid,
+    options: &CommandOptions,
+    decide: D,
+) -> Result<Executed<A>, CommandError>
+where
+    A: Aggregate,
+    D: FnOnce(&A) -> Result<Vec<A::Event>, DomainError>,
+{
+    let loaded = match load_aggregate::<A>(conn, stream_id, options.snapshot_every > 0).await {
+        Ok(loaded) => loaded,
+        // The id names an aggregate of another kind: for this command it names nothing.
+        Err(StoreError::OtherStreamType { .. }) => {
+            return Err(DomainError::NotFound(A::STREAM_TYPE).into());
+        }
+        Err(error) => return Err(error.into()),
+    };
+    execute_on_loaded(conn, stream_id, options, loaded, decide).await
+}
+
+/// Decides on an aggregate the caller already loaded in this transaction, and appends.
+pub async fn execute_on_loaded<A, D>(
+    conn: &mut PgConnection,
+    stream_id: Uuid,
+    options: &CommandOptions,
+    loaded: Loaded<A>,
+    decide: D,
+) -> Result<Executed<A>, CommandError>
+where
+    A: Aggregate,
+    D: FnOnce(&A) -> Result<Vec<A::Event>, DomainError>,
+{
+    if let Some(expected) = options.expected_version
+        && loaded.state.exists()
+        && expected != loaded.version
+    {
+        return Err(CommandError::VersionMismatch {
+            stream_type: A::STREAM_TYPE,
+            expected,
+            actual: loaded.version,
+        });
+    }
+    let events = decide(&loaded.state)?;
+    if events.is_empty() {
+        return Ok(Executed {
+            loaded,
+            events,
+            last_position: None,
+        });
+    }
+    let version_before = loaded.version;
+    let appended = append_to_stream(
+        conn,
+        stream_id,
+        A::STREAM_TYPE,
+        version_before,
+        &events,
+        &options.metadata,
+    )
+    .await?;
+    let loaded = Loaded {
+        state: loaded.state.fold(&events),
+        version: appended.version,
+    };
+    if snapshot::is_due(version_before, appended.version, options.snapshot_every) {
+        snapshot::write(conn, stream_id, &loaded).await?;
+    }
+    Ok(Executed {
+        loaded,
+        events,
+        last_position: Some(appended.last_position),
+    })
+}
+
+/// Runs a command in its own transaction, with idempotency, claims and retries, and returns
+/// the response that `respond` builds from its outcome (or the stored one, on a replay).
+pub async fn run_command<A, D, R>(
+    pool: &PgPool,
+    stream_id: Uuid,
+    options: &CommandOptions,
+    decide: D,
+    respond: R,
+) -> Result<CommandReply, CommandError>
+where
+    A: Aggregate,
+    D: Fn(&A) -> Result<Vec<A::Event>, DomainError>,
+    R: Fn(&Executed<A>) -> StoredResponse,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match try_once(pool, stream_id, options, &decide, &respond).await {
+            Err(CommandError::Store(StoreError::VersionConflict { .. }))
+                if options.expected_version.is_some() =>
+            {
+                // The client pinned a version and a concurrent writer moved past it.
+                let expected = options.expected_version.unwrap_or_default();
+                let actual = current_version(pool, stream_id).await?;
+                return Err(CommandError::VersionMismatch {
+                    stream_type: A::STREAM_TYPE,
+                    expected,
+                    actual,
+                });
+            }
+            Err(CommandError::Store(error)) if error.is_transient() && attempt < MAX_ATTEMPTS => {
+                tracing::debug!(%stream_id, attempt, %error, "retrying a command");
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            Err(CommandError::Store(StoreError::VersionConflict { .. })) => {
+                return Err(CommandError::Conflict(format!(
+                    "the {} is being changed by other requests; try again",
+                    A::STREAM_TYPE
+                )));
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn try_once<A, D, R>(
+    pool: &PgPool,
+    stream_id: Uuid,
+    options: &CommandOptions,
+    decide: &D,
+    respond: &R,
+) -> Result<CommandReply, CommandError>
+where
+    A: Aggregate,
+    D: Fn(&A) -> Result<Vec<A::Event>, DomainError>,
+    R: Fn(&Executed<A>) -> StoredResponse,
+{
+    let mut tx = pool.begin().await.map_err(StoreError::from)?;
+    if let Some(idempotency) = &options.idempotency
+        && let Some(stored) = idempotency::find_response(&mut tx, idempotency).await?
+    {
+        return Ok(CommandReply {
+            response: stored,
+            replayed: true,
+        });
+    }
+    let executed = execute_in_tx::<A, _>(&mut tx, stream_id, options, decide).await?;
+    for claim in &options.claims {
+        claims::claim(&mut tx, claim, stream_id).await?;
+    }
+    let response = respond(&executed);
+    if let Some(idempotency) = &options.idempotency {
+        idempotency::store_response(&mut tx, idempotency, &response).await?;
+    }
+    tx.commit().await.map_err(|error| {
+        tracing::warn!(%stream_id, %error, "commit failed: the outcome is unknown");
+        CommandError::OutcomeUnknown
+    })?;
+    Ok(CommandReply {
+        response,
+        replayed: false,
+    })
+}
+
+async fn current_version(pool: &PgPool, stream_id: Uuid) -> Result<i64, CommandError> {
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT max(stream_version) FROM events WHERE stream_id = $1")
+            .bind(stream_id)
+            .fetch_one(pool)
+            .await
+            .map_err(StoreError::from)?;
+    Ok(version.unwrap_or(0))
+}
+
+/// Exponential backoff with jitter, so racing writers do not collide again in lockstep.
+pub fn backoff(attempt: u32) -> Duration {
+    let base_ms = 2u64.saturating_pow(attempt.min(8)).min(200);
+    Duration::from_millis(base_ms + fastrand::u64(0..=base_ms))
+}

@@ -1,0 +1,31 @@
+//! The PostgreSQL event store: appends with optimistic concurrency, aggregate loading through
+//! snapshots and upcasters, command execution with idempotency keys, gap-free tailing, and the
+//! checkpoints of the subscriptions that tail it. It knows PostgreSQL, not HTTP.
+//! The position scheme that makes tailing safe is explained in the first migration and in
+//! `tail`.
+
+mod append;
+pub mod checkpoints;
+mod claims;
+mod command;
+mod error;
+mod idempotency;
+mod load;
+mod recorded;
+mod snapshot;
+mod tail;
+pub mod upcast;
+
+pub use append::{AppendedEvents, append_to_stream};
+pub use claims::UniqueClaim;
+pub use command::{
+    CommandError, CommandOptions, CommandReply, Executed, backoff, execute_in_tx,
+    execute_on_loaded, run_command,
+};
+pub use error::StoreError;
+pub use idempotency::{IdempotencyRequest, StoredResponse, purge_idempotency_keys};
+pub use load::{Loaded, StoredStream, StreamRequest, load_aggregate, load_streams};
+pub use recorded::{Metadata, RecordedEvent};
+pub use tail::{
+    count_events_after, ensure_positions_move_forward, head_position, read_after, read_positions,
+};

@@ -1,0 +1,122 @@
+//! The HTTP server every service runs: the conventions (request ids, metrics, problem+json for
+//! every error, body and parameter limits, API docs, 404 for unknown routes) in one place, and
+//! the service's own routes and state from `configure`.
+
+use std::net::SocketAddr;
+
+use actix_web::{
+    App, HttpServer,
+    dev::{Server, ServerHandle},
+    middleware::from_fn,
+    web,
+};
+use anyhow::Context;
+
+use crate::{
+    configure_api_docs, json_config, observe_requests, path_config, payload_config, query_config,
+    route_not_found,
+};
+
+/// Where and how a service serves HTTP.
+pub struct ServerConfig {
+    /// The listen address, e.g. `127.0.0.1:8080` (port 0 picks a free one).
+    pub addr: String,
+    /// The setting that chose `addr`, named when it cannot be bound.
+    pub addr_variable: &'static str,
+    /// The OpenAPI document served at `/api-docs/openapi.json`, with Swagger UI; none for a
+    /// service that only serves operations endpoints.
+    pub openapi: Option<utoipa::openapi::OpenApi>,
+    /// Worker threads (actix's default, one per core, when `None`).
+    pub workers: Option<usize>,
+    /// Stop on SIGTERM/SIGINT by itself; off when the service owns its shutdown.
+    pub handle_signals: bool,
+}
+
+impl ServerConfig {
+    pub fn new(addr: impl Into<String>, addr_variable: &'static str) -> Self {
+        Self {
+            addr: addr.into(),
+            addr_variable,
+            openapi: None,
+            workers: None,
+            handle_signals: true,
+        }
+    }
+    pub fn openapi(mut self, openapi: utoipa::openapi::OpenApi) -> Self {
+        self.openapi = Some(openapi);
+        self
+    }
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+    pub fn without_signal_handling(mut self) -> Self {
+        self.handle_signals = false;
+        self
+    }
+}
+
+pub struct ApiServer {
+    server: Server,
+    address: SocketAddr,
+}
+
+impl ApiServer {
+    /// Binds the address and starts serving.
+    pub fn start<F>(config: ServerConfig, configure: F) -> anyhow::Result<Self>
+    where
+        F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    {
+        crate::telemetry::metrics_handle(); // installs the recorder before the first request
+        let ServerConfig {
+            addr,
+            addr_variable,
+            openapi,
+            workers,
+            handle_signals,
+        } = config;
+        let listener = std::net::TcpListener::bind(&addr).with_context(|| {
+            format!("cannot listen on {addr}: is another process using it? (set {addr_variable})")
+        })?;
+        let address = listener.local_addr()?;
+        let mut server = HttpServer::new(move || {
+            let openapi = openapi.clone();
+            App::new()
+                .wrap(from_fn(observe_requests))
+                .app_data(json_config())
+                .app_data(path_config())
+                .app_data(query_config())
+                .app_data(payload_config())
+                .configure(configure.clone())
+                .configure(move |cfg| {
+                    if let Some(openapi) = openapi {
+                        configure_api_docs(cfg, openapi);
+                    }
+                })
+                .default_service(web::to(route_not_found))
+        });
+        if let Some(workers) = workers {
+            server = server.workers(workers);
+        }
+        if !handle_signals {
+            server = server.disable_signals();
+        }
+        let server = server.listen(listener)?.run();
+        Ok(Self { server, address })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Stops the server from outside (finishing the requests in flight).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (SIGTERM or SIGINT, or the handle), then finishes the requests in
+    /// flight.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("the HTTP server failed")
+    }
+}
