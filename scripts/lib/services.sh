@@ -9,15 +9,20 @@
 #   PGHOST (127.0.0.1), PGPORT (5432)            where PostgreSQL is expected
 #   REDIS_HOST (127.0.0.1), REDIS_PORT (6379)    where Redis is expected
 #   SERVICES_START_TIMEOUT (60)                  seconds to wait for a server we start
+#   SERVICES_STATE_DIR (/var/lib/cqrs-shop)      where root keeps project-local PostgreSQL clusters
 #
 # A server that already answers is used as it is. Otherwise a project-local one is started from
 # .run/ (git-ignored): PostgreSQL from .run/postgres (trust auth, 127.0.0.1 only), Redis from
-# .run/redis (no persistence). Missing server packages are installed from Debian when running as
-# root. These functions never stop, wipe or reconfigure a server they did not start; the servers
-# they do start keep running after the calling script ends, so later runs start instantly.
+# .run/redis (no persistence). As root, PostgreSQL runs as the `postgres` user, which may not be
+# allowed into the checkout (a clone in /root), so .run/postgres is then a symlink to
+# $SERVICES_STATE_DIR/<hash of the checkout's path>/postgres. Missing server packages are
+# installed from Debian when running as root. These functions never stop, wipe or reconfigure a
+# server they did not start; the servers they do start keep running after the calling script
+# ends, so later runs start instantly.
 
 SERVICES_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SERVICES_RUN_DIR="$SERVICES_REPO_ROOT/.run"
+SERVICES_STATE_DIR=${SERVICES_STATE_DIR:-/var/lib/cqrs-shop}
 
 services_log() { printf '%s\n' "$*" >&2; }
 services_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -51,6 +56,24 @@ services_apt_install() {
 services_port_open() {
     # shellcheck disable=SC2016 # expanded by the inner bash, which gets host and port as $1 $2
     timeout 2 bash -c ': <"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
+}
+
+# services_free_port VAR: sets VAR to a TCP port on which nothing answers on 127.0.0.1. Ports come
+# from 20000-32767, below Linux's ephemeral range (32768-60999), so no outgoing connection holds
+# one; a port handed out once is not handed out again by this shell, even before it is bound.
+_services_ports_given=" "
+services_free_port() {
+    local -n _services_port_var=$1
+    local port tries
+    for ((tries = 0; tries < 500; tries++)); do
+        port=$((20000 + (RANDOM * 32768 + RANDOM) % 12768))
+        [[ $_services_ports_given == *" $port "* ]] && continue
+        services_port_open 127.0.0.1 "$port" && continue
+        _services_ports_given+="$port "
+        _services_port_var=$port
+        return 0
+    done
+    services_die "found no free TCP port in 20000-32767 on 127.0.0.1"
 }
 
 # True if HOST names this machine's loopback, where we are able to start a server.
@@ -132,9 +155,67 @@ services_install_pg_server() {
     services_apt_install "the PostgreSQL server" postgresql postgresql-client
 }
 
-# Starts (creating it first if needed) the project-local cluster in .run/postgres on 127.0.0.1:PORT.
+# Sets SERVICES_PG_DATA to the project-local cluster's directory: the existing one, or where to
+# create it.
+#
+# Without root it is .run/postgres, owned by the caller. As root the server has to run as the
+# `postgres` user, which cannot enter a checkout inside a folder only root may enter (a clone in
+# /root, mode 700). So root keeps the cluster in $SERVICES_STATE_DIR/<checkout id>/postgres (the
+# id is a hash of the checkout's path; the folder's `checkout` file names the checkout) and makes
+# .run/postgres a symlink to it. A cluster that an earlier version made in .run/postgres itself is
+# still used where it is.
+services_pg_locate_data() {
+    local link="$SERVICES_RUN_DIR/postgres" here target owner
+    here=$(cd "$SERVICES_REPO_ROOT" && pwd -P)
+    if [[ -L $link ]]; then
+        target=$(readlink -f "$link" 2>/dev/null || true)
+        if [[ -n $target && -d $target ]]; then
+            owner=$(cat "${target%/*}/checkout" 2>/dev/null || true)
+            if [[ -n $owner && $owner != "$here" ]]; then
+                # A copied checkout (cp -a) brings the symlink along; two checkouts must not share
+                # a cluster. A checkout that was moved finds its own cluster and takes it along.
+                if [[ -L $owner/.run/postgres && $(readlink -f "$owner/.run/postgres") == "$target" ]]; then
+                    services_die "$link points to the PostgreSQL cluster of the checkout $owner (is this a copy of it?); remove $link to have one made for this checkout"
+                fi
+                printf '%s\n' "$here" >"${target%/*}/checkout"
+            fi
+            SERVICES_PG_DATA=$target
+            return 0
+        fi
+        services_log "PostgreSQL: $link points to $(readlink "$link"), which is gone; making a new cluster"
+        rm -f "$link"
+    elif [[ -d $link ]]; then
+        if [[ $(id -u) -ne 0 || -f $link/PG_VERSION ]]; then
+            SERVICES_PG_DATA=$link
+            return 0
+        fi
+        # Root, and an empty folder left by an earlier version whose initdb could not reach it.
+        rmdir "$link" 2>/dev/null ||
+            services_die "$link exists but is not a PostgreSQL cluster; move it away and run again"
+    elif [[ -e $link ]]; then
+        services_die "$link exists but is not a directory; move it away and run again"
+    fi
+    if [[ $(id -u) -ne 0 ]]; then
+        SERVICES_PG_DATA=$link
+    else
+        SERVICES_PG_DATA="$SERVICES_STATE_DIR/$(printf '%s' "$here" | sha256sum | cut -c 1-16)/postgres"
+    fi
+}
+
+# Dies unless the postgres user (root runs the server as it) may write the cluster directory DATA.
+services_pg_check_reachable() {
+    local data=$1
+    [[ $(id -u) -eq 0 ]] || return 0
+    [[ $(stat -c %U "$data") == postgres ]] ||
+        services_die "$data is owned by $(stat -c %U "$data"), not postgres; fix with: chown -R postgres:postgres $data"
+    runuser -u postgres -- test -w "$data" ||
+        services_die "user postgres cannot reach $data (a parent folder is not searchable by others); make the parents searchable (chmod o+x), or delete $data (its data is lost) to have a new cluster made where postgres can reach it"
+}
+
+# Starts (creating it first if needed) the project-local cluster (see services_pg_locate_data) on
+# 127.0.0.1:PORT.
 services_start_local_pg() {
-    local port=$1 data="$SERVICES_RUN_DIR/postgres" bindir version log socket_dir out
+    local port=$1 data bindir version log socket_dir out state
     local timeout=${SERVICES_START_TIMEOUT:-60}
 
     if ! services_pg_bindir >/dev/null; then
@@ -142,8 +223,10 @@ services_start_local_pg() {
     fi
     services_ensure_pg_user
     mkdir -p "$SERVICES_RUN_DIR"
-    if [[ $(id -u) -eq 0 ]]; then
-        # Let the postgres user reach .run/postgres (search permission only, not listing).
+    services_pg_locate_data
+    data=$SERVICES_PG_DATA
+    if [[ $(id -u) -eq 0 && $data == "$SERVICES_RUN_DIR/postgres" ]]; then
+        # A cluster inside the checkout: let the postgres user pass through .run (not list it).
         chmod o+x "$SERVICES_RUN_DIR"
     fi
 
@@ -161,9 +244,21 @@ services_start_local_pg() {
         fi
         bindir=$(services_pg_bindir) || services_die "PostgreSQL server binaries (initdb, pg_ctl) not found"
         services_log "PostgreSQL: creating a project-local cluster in $data ..."
+        if [[ $data != "$SERVICES_RUN_DIR/postgres" ]]; then
+            # Root's cluster outside the checkout: folders the postgres user may pass through,
+            # a note naming the checkout, and .run/postgres leading to it (made first, so that
+            # even a failed start leaves a pointer to what it made).
+            state=${data%/*}
+            # umask 022: the folders it creates are searchable; existing ones are left as they are.
+            (umask 022 && mkdir -p "$state") ||
+                services_die "cannot create $state; set SERVICES_STATE_DIR to a folder root may write"
+            (cd "$SERVICES_REPO_ROOT" && pwd -P) >"$state/checkout"
+            ln -sfn "$data" "$SERVICES_RUN_DIR/postgres"
+        fi
         mkdir -p "$data"
         chmod 700 "$data"
         if [[ $(id -u) -eq 0 ]]; then chown postgres:postgres "$data"; fi
+        services_pg_check_reachable "$data"
         # C locale: always available, even in minimal containers without generated locales.
         if ! out=$(services_as_pg "$bindir/initdb" -D "$data" --auth=trust -U postgres \
             --encoding=UTF8 --locale=C 2>&1); then
@@ -171,14 +266,9 @@ services_start_local_pg() {
             services_die "initdb failed for $data (output above)"
         fi
     fi
-    if [[ $(id -u) -eq 0 ]]; then
-        [[ $(stat -c %U "$data") == postgres ]] ||
-            services_die "$data is owned by $(stat -c %U "$data"), not postgres; fix with: chown -R postgres:postgres $data"
-        runuser -u postgres -- test -w "$data" ||
-            services_die "user postgres cannot write $data (is a parent directory not searchable by others?)"
-    fi
+    services_pg_check_reachable "$data"
 
-    # Log and socket live inside the cluster directory, so everything is under .run/postgres.
+    # Log and socket live inside the cluster directory, so everything is in one place.
     # A Unix socket path may not exceed ~107 bytes; in a deeply nested checkout go TCP-only.
     log="$data/postgres.log"
     socket_dir="$data"
