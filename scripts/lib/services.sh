@@ -1,24 +1,28 @@
 # shellcheck shell=bash
 #
-# Makes PostgreSQL and Redis available to the project. Sourced by scripts/test and scripts/run.
+# Makes PostgreSQL, Redis (and NATS) available to the project. Sourced by scripts/test, scripts/run
+# and scripts/lib/system.sh.
 #
-#   ensure_services        PostgreSQL and Redis answer; exports DATABASE_SERVER_URL and REDIS_URL
-#   ensure_database NAME   creates database NAME on that server if it does not exist
+#   ensure_services [--nats]  PostgreSQL and Redis answer; exports DATABASE_SERVER_URL and REDIS_URL
+#                             (--nats: also ensure_nats)
+#   ensure_database NAME      creates database NAME on that server if it does not exist
+#   ensure_nats               a NATS server with JetStream answers; exports NATS_URL
 #
 # Settings (environment):
 #   PGHOST (127.0.0.1), PGPORT (5432)            where PostgreSQL is expected
 #   REDIS_HOST (127.0.0.1), REDIS_PORT (6379)    where Redis is expected
+#   NATS_HOST (127.0.0.1), NATS_PORT (4222)      where NATS is expected (ensure_nats)
 #   SERVICES_START_TIMEOUT (60)                  seconds to wait for a server we start
 #   SERVICES_STATE_DIR (/var/lib/cqrs-shop)      where root keeps project-local PostgreSQL clusters
 #
 # A server that already answers is used as it is. Otherwise a project-local one is started from
 # .run/ (git-ignored): PostgreSQL from .run/postgres (trust auth, 127.0.0.1 only), Redis from
-# .run/redis (no persistence). As root, PostgreSQL runs as the `postgres` user, which may not be
-# allowed into the checkout (a clone in /root), so .run/postgres is then a symlink to
-# $SERVICES_STATE_DIR/<hash of the checkout's path>/postgres. Missing server packages are
-# installed from Debian when running as root. These functions never stop, wipe or reconfigure a
-# server they did not start; the servers they do start keep running after the calling script
-# ends, so later runs start instantly.
+# .run/redis (no persistence), NATS from .run/nats (JetStream, 127.0.0.1 only). As root,
+# PostgreSQL runs as the `postgres` user, which may not be allowed into the checkout (a clone in
+# /root), so .run/postgres is then a symlink to $SERVICES_STATE_DIR/<hash of the checkout's
+# path>/postgres. Missing server packages are installed from Debian when running as root. These
+# functions never stop, wipe or reconfigure a server they did not start; the servers they do
+# start keep running after the calling script ends, so later runs start instantly.
 
 SERVICES_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SERVICES_RUN_DIR="$SERVICES_REPO_ROOT/.run"
@@ -413,11 +417,133 @@ services_ensure_redis() {
     export REDIS_URL="redis://$host:$port"
 }
 
+# --- NATS --------------------------------------------------------------------------------------
+
+# The probe below, run in a child bash under `timeout`: connects to HOST PORT, reads the server's
+# INFO line, then asks JetStream for the account's info ($JS.API.INFO, a request any JetStream
+# answers) and prints one word:
+#   jetstream      a NATS server whose JetStream answered the request
+#   no-jetstream   a NATS server, but JetStream did not answer (disabled for the server or account)
+#   auth           a NATS server that wants credentials
+#   not-nats       something that is not a NATS server
+#   (nothing)      nothing accepts connections there
+# `no_responders` makes a server without JetStream answer at once (a 503 status message) instead
+# of leaving us to wait for an answer that never comes.
+_services_nats_probe_inner() {
+    local line payload
+    exec 3<>"/dev/tcp/$1/$2" || return 0
+    IFS= read -r -t 3 line <&3 || { echo not-nats; return 0; }
+    line=${line%$'\r'}
+    [[ $line == 'INFO {'* ]] || { echo not-nats; return 0; }
+    if [[ $line == *'"auth_required":true'* ]]; then echo auth; return 0; fi
+    printf '%s\r\n' 'CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":true,"name":"cqrs-shop services.sh"}' \
+        'SUB _INBOX.cqrs_shop_probe 1' 'PUB $JS.API.INFO _INBOX.cqrs_shop_probe 0' '' >&3
+    while IFS= read -r -t 3 line <&3; do
+        line=${line%$'\r'}
+        case $line in
+            'MSG '*)
+                IFS= read -r -t 3 payload <&3 || payload=""
+                if [[ $payload == *account_info_response* && $payload != *'"error"'* ]]; then
+                    echo jetstream
+                else
+                    echo no-jetstream
+                fi
+                return 0 ;;
+            'HMSG '*) echo no-jetstream; return 0 ;;
+            -ERR*[Aa]uthori[sz]ation* | -ERR*[Aa]uthentication*) echo auth; return 0 ;;
+            -ERR*) echo no-jetstream; return 0 ;;
+        esac
+    done
+    echo no-jetstream
+}
+
+# services_nats_probe HOST PORT: prints one word (see above) on what answers at HOST:PORT.
+services_nats_probe() {
+    timeout 8 bash -c "$(declare -f _services_nats_probe_inner); _services_nats_probe_inner \"\$@\"" \
+        _ "$1" "$2" 2>/dev/null </dev/null || true
+}
+
+# Prints the nats-server binary (Debian installs it in /usr/sbin, not on a user's PATH).
+services_nats_server_bin() {
+    command -v nats-server 2>/dev/null ||
+        { [[ -x /usr/sbin/nats-server ]] && echo /usr/sbin/nats-server; }
+}
+
+# Starts a project-local NATS with JetStream on 127.0.0.1:PORT, its data in .run/nats/jetstream.
+services_start_local_nats() {
+    local port=$1 dir="$SERVICES_RUN_DIR/nats" timeout=${SERVICES_START_TIMEOUT:-60}
+    local bin log pidfile started deadline pid answer
+    bin=$(services_nats_server_bin) || services_die "nats-server not found"
+    log="$dir/nats.log"
+    pidfile="$dir/nats.pid"
+
+    mkdir -p "$dir/jetstream"
+    rm -f "$pidfile"
+    services_log "NATS: starting a project-local server with JetStream on 127.0.0.1:$port (log: $log) ..."
+    # nats-server cannot daemonize itself: setsid detaches it from the caller's session and
+    # terminal, so it keeps running after the calling script ends, like the PostgreSQL and Redis
+    # these functions start. It writes its pid file at once.
+    setsid "$bin" -a 127.0.0.1 -p "$port" -js -sd "$dir/jetstream" -l "$log" -P "$pidfile" \
+        </dev/null >/dev/null 2>&1 &
+
+    started=$SECONDS
+    deadline=$((SECONDS + timeout))
+    while :; do
+        answer=$(services_nats_probe 127.0.0.1 "$port")
+        [[ $answer == jetstream ]] && break
+        if (( SECONDS >= deadline )); then
+            services_die "NATS did not answer with JetStream on 127.0.0.1:$port within ${timeout}s (last: ${answer:-no answer}); see $log"
+        fi
+        if (( SECONDS - started >= 3 )); then
+            pid=$(cat "$pidfile" 2>/dev/null || true)
+            services_pid_alive "$pid" || services_die "NATS exited during start-up; see $log"
+        fi
+        sleep 0.2
+    done
+    services_log "NATS: ready on 127.0.0.1:$port (stop it with: kill \$(cat $pidfile))"
+}
+
+# Makes a NATS server with JetStream answer on NATS_HOST:NATS_PORT; exports NATS_URL.
+services_ensure_nats() {
+    local host=${NATS_HOST:-127.0.0.1} port=${NATS_PORT:-4222} answer
+    answer=$(services_nats_probe "$host" "$port")
+    if [[ -z $answer ]] && services_is_loopback "$host" && ! services_nats_server_bin >/dev/null; then
+        services_apt_install "the NATS server" nats-server
+        # The package may have started a server of its own on this very port: look again.
+        answer=$(services_nats_probe "$host" "$port")
+    fi
+    case $answer in
+        jetstream) services_log "NATS: using the server on $host:$port (JetStream enabled)" ;;
+        no-jetstream) services_die "the NATS server on $host:$port has no JetStream; restart it with -js (--jetstream), or choose another NATS_PORT" ;;
+        auth) services_die "the NATS server on $host:$port wants credentials; give the project a NATS without auth, or choose another NATS_PORT" ;;
+        not-nats) services_die "port $port is taken by something that is not NATS; free it or choose another NATS_PORT" ;;
+        *)
+            services_is_loopback "$host" ||
+                services_die "no NATS answers on $host:$port (NATS_HOST/NATS_PORT); start it, or unset NATS_HOST to use a local one"
+            services_start_local_nats "$port" ;;
+    esac
+    export NATS_URL="nats://$host:$port"
+}
+
 # --- public ------------------------------------------------------------------------------------
 
+# ensure_services [--nats]: PostgreSQL and Redis (and with --nats, NATS with JetStream).
 ensure_services() {
+    local nats=0 arg
+    for arg in "$@"; do
+        case $arg in
+            --nats) nats=1 ;;
+            *) services_die "ensure_services: unknown argument $arg" ;;
+        esac
+    done
     services_ensure_postgres
     services_ensure_redis
+    if (( nats )); then services_ensure_nats; fi
+}
+
+# ensure_nats: a NATS server with JetStream answers on NATS_HOST:NATS_PORT; exports NATS_URL.
+ensure_nats() {
+    services_ensure_nats
 }
 
 ensure_database() {
