@@ -7,6 +7,8 @@
 #                             (--nats: also ensure_nats)
 #   ensure_database NAME      creates database NAME on that server if it does not exist
 #   ensure_nats               a NATS server with JetStream answers; exports NATS_URL
+#   ensure_chromium           Chromium renders headless; exports CHROMIUM (returns 1, never exits)
+#   ensure_node_package_dir D npm ci / npm install in folder D (returns 1, never exits)
 #
 # Settings (environment):
 #   PGHOST (127.0.0.1), PGPORT (5432)            where PostgreSQL is expected
@@ -35,23 +37,37 @@ services_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 _services_apt_updated=""
 
-# services_apt_install WHAT PACKAGE...: installs Debian packages, or explains what to install.
-services_apt_install() {
+# services_apt_try_install WHAT PACKAGE...: installs Debian packages; on failure sets
+# SERVICES_APT_ERROR to a line saying why and what to do, and returns 1.
+services_apt_try_install() {
     local what=$1
     shift
+    SERVICES_APT_ERROR=""
     if [[ $(id -u) -ne 0 ]]; then
-        services_die "$what is not installed; install it with: sudo apt-get install -y $*"
+        SERVICES_APT_ERROR="$what is not installed; install it with: sudo apt-get install -y $*"
+        return 1
     fi
-    command -v apt-get >/dev/null 2>&1 ||
-        services_die "$what is not installed and this is not a Debian-like system; install $* yourself"
+    if ! command -v apt-get >/dev/null 2>&1; then
+        SERVICES_APT_ERROR="$what is not installed and this is not a Debian-like system; install $* yourself"
+        return 1
+    fi
     services_log "Installing $* (apt-get) ..."
     if [[ -z $_services_apt_updated ]]; then
-        DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null ||
-            services_die "apt-get update failed"
+        if ! DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null >&2; then
+            SERVICES_APT_ERROR="apt-get update failed (output above)"
+            return 1
+        fi
         _services_apt_updated=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" </dev/null ||
-        services_die "apt-get install $* failed"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" </dev/null >&2; then
+        SERVICES_APT_ERROR="apt-get install $* failed (output above)"
+        return 1
+    fi
+}
+
+# services_apt_install WHAT PACKAGE...: installs Debian packages, or exits saying what to install.
+services_apt_install() {
+    services_apt_try_install "$@" || services_die "$SERVICES_APT_ERROR"
 }
 
 # --- small helpers -----------------------------------------------------------------------------
@@ -523,6 +539,75 @@ services_ensure_nats() {
             services_start_local_nats "$port" ;;
     esac
     export NATS_URL="nats://$host:$port"
+}
+
+# --- browser and npm packages (for script-level test suites) ------------------------------------
+
+# Prints the Chromium binary, if one is installed.
+services_chromium_bin() {
+    command -v chromium 2>/dev/null || command -v chromium-browser 2>/dev/null
+}
+
+# ensure_chromium: Chromium is installed (Debian's `chromium`, installed as root when missing) and
+# renders a page headless; exports CHROMIUM (its path). When it cannot, prints one line
+# "cannot run browser tests: ..." and returns 1; it never exits the caller.
+ensure_chromium() {
+    local bin version profile dom
+    if ! bin=$(services_chromium_bin); then
+        if ! services_apt_try_install Chromium chromium; then
+            services_log "cannot run browser tests: $SERVICES_APT_ERROR"
+            return 1
+        fi
+        bin=$(services_chromium_bin) || {
+            services_log "cannot run browser tests: the chromium package installed no chromium command"
+            return 1
+        }
+    fi
+    version=$("$bin" --version 2>/dev/null </dev/null) || version="Chromium (version unknown)"
+    # Render a tiny page as the browser tests will: headless, no sandbox (root), own profile.
+    profile=$(mktemp -d) || { services_log "cannot run browser tests: mktemp failed"; return 1; }
+    dom=$(timeout 60 "$bin" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+        --disable-background-networking --disable-component-update --disable-sync \
+        --user-data-dir="$profile" --dump-dom 'data:text/html,<p id="probe">rendered</p>' 2>/dev/null </dev/null) || true
+    rm -rf "$profile"
+    if [[ $dom != *'<p id="probe">rendered</p>'* ]]; then
+        services_log "cannot run browser tests: $bin (${version}) does not render a page headless; try it by hand: $bin --headless --no-sandbox --dump-dom about:blank"
+        return 1
+    fi
+    export CHROMIUM=$bin
+    services_log "Chromium: $version ($bin)"
+}
+
+# ensure_node_package_dir DIR: DIR/node_modules holds the packages of DIR/package.json: `npm ci`
+# when DIR/package-lock.json exists (exactly the locked versions), else `npm install`; nothing
+# when node_modules is newer than both files. Installs Debian's nodejs and npm (as root) when
+# missing. Packages come from the npm registry npm is configured with (its cache first). When it
+# cannot, prints one line "cannot install the npm packages of DIR: ..." and returns 1; it never
+# exits the caller.
+ensure_node_package_dir() {
+    local dir=${1:?ensure_node_package_dir needs a folder} stamp cmd
+    if [[ ! -f $dir/package.json ]]; then
+        services_log "cannot install the npm packages of $dir: it has no package.json"
+        return 1
+    fi
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        if ! services_apt_try_install "Node.js and npm" nodejs npm; then
+            services_log "cannot install the npm packages of $dir: $SERVICES_APT_ERROR"
+            return 1
+        fi
+    fi
+    # npm rewrites node_modules/.package-lock.json on every install: a fresh one means done.
+    stamp="$dir/node_modules/.package-lock.json"
+    if [[ -f $stamp && ! $dir/package.json -nt $stamp &&
+        ( ! -f $dir/package-lock.json || ! $dir/package-lock.json -nt $stamp ) ]]; then
+        return 0
+    fi
+    if [[ -f $dir/package-lock.json ]]; then cmd=ci; else cmd=install; fi
+    services_log "npm $cmd in $dir ..."
+    if ! (cd "$dir" && npm "$cmd" --prefer-offline --no-audit --no-fund --loglevel=error </dev/null >&2); then
+        services_log "cannot install the npm packages of $dir: npm $cmd failed (output above)"
+        return 1
+    fi
 }
 
 # --- public ------------------------------------------------------------------------------------
