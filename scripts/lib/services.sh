@@ -452,6 +452,7 @@ _services_nats_probe_inner() {
     line=${line%$'\r'}
     [[ $line == 'INFO {'* ]] || { echo not-nats; return 0; }
     if [[ $line == *'"auth_required":true'* ]]; then echo auth; return 0; fi
+    # shellcheck disable=SC2016 # $JS.API.INFO is a NATS subject, not a variable
     printf '%s\r\n' 'CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":true,"name":"cqrs-shop services.sh"}' \
         'SUB _INBOX.cqrs_shop_probe 1' 'PUB $JS.API.INFO _INBOX.cqrs_shop_probe 0' '' >&3
     while IFS= read -r -t 3 line <&3; do
@@ -613,6 +614,7 @@ ensure_node_package_dir() {
 # --- public ------------------------------------------------------------------------------------
 
 # ensure_services [--nats]: PostgreSQL and Redis (and with --nats, NATS with JetStream).
+# shellcheck disable=SC2120 # the argument is optional
 ensure_services() {
     local nats=0 arg
     for arg in "$@"; do
