@@ -60,6 +60,10 @@ impl Modify for BearerAuth {
 }
 
 /// `Idempotency-Key`: a retry with the same key and body replays the first response.
+///
+/// Each header is documented as an optional `string`: utoipa would describe an `Option` header as
+/// `type: [string, "null"]`, which no header can be and which generated clients (progenitor) take
+/// as a doubly optional value.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)] // only describes the header
@@ -68,7 +72,7 @@ pub struct IdempotencyKey {
     /// with the same key and body gets it back with `Idempotent-Replayed: true` and appends
     /// nothing; the same key with another body gets 422.
     /// Kept 24 hours (IDEMPOTENCY_KEY_TTL_HOURS); then the key is new again.
-    #[param(rename = "Idempotency-Key", min_length = 1, max_length = 200)]
+    #[param(rename = "Idempotency-Key", value_type = String, required = false, min_length = 1, max_length = 200)]
     idempotency_key: Option<String>,
 }
 
@@ -78,7 +82,7 @@ pub struct IdempotencyKey {
 #[allow(dead_code)] // only describes the header
 pub struct IfMatch {
     /// The version as an ETag, e.g. `"3"`; a different current version gives 412.
-    #[param(rename = "If-Match", pattern = r#"^(\*|(W/)?"?[0-9]{1,18}"?)$"#)]
+    #[param(rename = "If-Match", value_type = String, required = false, pattern = r#"^(\*|(W/)?"?[0-9]{1,18}"?)$"#)]
     if_match: Option<String>,
 }
 
@@ -89,6 +93,6 @@ pub struct IfMatch {
 pub struct RequestIdHeader {
     /// Echoed when it is 1 to 200 visible ASCII characters; otherwise (or when absent) one is
     /// generated.
-    #[param(rename = "X-Request-Id")]
+    #[param(rename = "X-Request-Id", value_type = String, required = false)]
     x_request_id: Option<String>,
 }
