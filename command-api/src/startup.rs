@@ -51,7 +51,11 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let tokens = command_tokens(&settings)?;
-        let pool = database::connect(settings.database.require()?, 16).await?;
+        let pool = database::connect(
+            settings.database.require()?,
+            settings.database.database_pool_size,
+        )
+        .await?;
         database::migrate(&pool).await?;
         event_store::ensure_positions_move_forward(&pool).await?;
         let retention = Duration::from_secs(settings.idempotency_key_ttl_hours * 3600);

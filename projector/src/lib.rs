@@ -4,6 +4,7 @@
 pub mod cli;
 mod error;
 mod fold;
+mod metrics;
 mod progress;
 pub mod projections;
 pub mod rebuild;
@@ -11,6 +12,7 @@ mod routes;
 mod runner;
 pub mod saga;
 mod startup;
+mod subscription;
 
 pub use error::ProjectionError;
 pub use startup::{Application, Projector, Settings};

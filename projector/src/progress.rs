@@ -19,11 +19,11 @@ impl ProgressAnnouncer {
     }
 
     /// Best effort: waiting readers also re-check on their own.
-    pub async fn announce(&self, name: &str, position: i64) {
+    pub async fn announce(&self, name: &str, partition: i32, position: i64) {
         let mut redis = self.redis.clone();
         let published: Result<i64, _> = redis::cmd("PUBLISH")
             .arg(&self.channel)
-            .arg(format!("{name} {position}"))
+            .arg(format!("{name} {partition} {position}"))
             .query_async(&mut redis)
             .await;
         if let Err(error) = published {

@@ -1,19 +1,18 @@
-//! The subscription loop: find where the subscription stands, read the next batch below the
-//! safe horizon, apply it with its checkpoint, announce progress; when there is nothing to read,
-//! sleep until NOTIFY or the poll interval. Transient failures back off and retry; the last error
-//! is recorded for /projections and cleared once the subscription advances again.
+//! Runs this process's share of every subscription: makes sure each exists with the configured
+//! number of partitions, then lets the `Coordinator` share the partitions out among the
+//! projector processes alive and run a worker for each partition this process holds.
 
 use std::time::Duration;
 
-use event_store::{backoff, read_after};
+use event_store::{backoff, checkpoints};
+use read_models::names;
 use sqlx::{PgPool, postgres::PgListener};
-use tokio::{sync::watch, task::JoinSet};
+use tokio::sync::watch;
 
 use crate::{
-    ProjectionError, Projector, Settings,
+    Projector, Settings,
     progress::ProgressAnnouncer,
     projections::{
-        Projection,
         lookups::{Lookups, Target},
         order_history::OrderHistory,
         order_list::OrderList,
@@ -25,33 +24,17 @@ use crate::{
         choreography::{CreditHandler, OrderHandler, StockHandler},
         orchestration::Orchestrator,
     },
+    subscription::{Coordinator, Registration, Subscription, WorkerContext},
 };
 
 /// Runs every subscription of one projector process.
 pub struct Runner {
     projector: Projector,
-    /// Events read (and, for read models, applied) per transaction.
     batch_size: i64,
-    /// How often an idle subscription looks for work without a NOTIFY (and checks Redis).
     poll_interval: Duration,
     saga_mode: SagaMode,
-    /// Snapshot aggregates the saga writes every N events (0: never).
     snapshot_every: i64,
-}
-
-#[derive(Clone)]
-struct Loop {
-    pool: PgPool,
-    wakeups: watch::Receiver<u64>,
-    shutdown: watch::Receiver<bool>,
-    announcer: ProgressAnnouncer,
-    batch_size: i64,
-    poll_interval: Duration,
-}
-
-enum Step {
-    Advanced,
-    Idle,
+    partitions: i32,
 }
 
 impl Runner {
@@ -62,62 +45,100 @@ impl Runner {
             poll_interval: settings.poll_interval(),
             saga_mode: settings.saga_mode,
             snapshot_every: settings.snapshot_every,
+            partitions: settings.partitions(),
         }
     }
 
-    /// Runs every subscription until `shutdown` becomes true; each finishes its current batch.
+    /// Runs until `shutdown` becomes true; each partition finishes its batch in flight.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        let Projector { pool, redis, keys } = self.projector;
-        tracing::info!(saga_mode = ?self.saga_mode, "projector starting");
-        let looping = Loop {
+        let Projector { pool, redis, keys } = self.projector.clone();
+        tracing::info!(saga_mode = ?self.saga_mode, partitions = self.partitions, "projector starting");
+        let snapshot_every = self.snapshot_every;
+        let mut subscriptions = vec![
+            Registration::new(Lookups::new(
+                redis.clone(),
+                keys.clone(),
+                pool.clone(),
+                Target::Live,
+            )),
+            Registration::new(PgProjection::<OrderList>::new(pool.clone())),
+            Registration::new(PgProjection::<ProductCatalog>::new(pool.clone())),
+            Registration::new(PgProjection::<OrderHistory>::new(pool.clone())),
+        ];
+        match self.saga_mode {
+            SagaMode::Orchestration => subscriptions.push(Registration::new(
+                SagaSubscription::new(pool.clone(), Orchestrator, snapshot_every),
+            )),
+            SagaMode::Choreography => {
+                subscriptions.push(Registration::new(SagaSubscription::new(
+                    pool.clone(),
+                    StockHandler,
+                    snapshot_every,
+                )));
+                subscriptions.push(Registration::new(SagaSubscription::new(
+                    pool.clone(),
+                    CreditHandler,
+                    snapshot_every,
+                )));
+                subscriptions.push(Registration::new(SagaSubscription::new(
+                    pool.clone(),
+                    OrderHandler,
+                    snapshot_every,
+                )));
+            }
+        }
+        if !self.set_up(&pool, &shutdown).await {
+            return;
+        }
+        let context = WorkerContext {
             pool: pool.clone(),
             wakeups: listen_for_appends(pool.clone()),
-            shutdown,
-            announcer: ProgressAnnouncer::new(redis.clone(), &keys),
+            announcer: ProgressAnnouncer::new(redis, &keys),
             batch_size: self.batch_size,
             poll_interval: self.poll_interval,
         };
-        // Dropping the set (however `run` ends, aborted included) stops every subscription.
-        let mut subscriptions = JoinSet::new();
-        let lookups = Lookups::new(redis, keys, pool.clone(), Target::Live);
-        subscriptions.spawn(run_subscription(lookups, looping.clone()));
-        subscriptions.spawn(run_subscription(
-            PgProjection::<OrderList>::new(pool.clone()),
-            looping.clone(),
-        ));
-        subscriptions.spawn(run_subscription(
-            PgProjection::<ProductCatalog>::new(pool.clone()),
-            looping.clone(),
-        ));
-        subscriptions.spawn(run_subscription(
-            PgProjection::<OrderHistory>::new(pool.clone()),
-            looping.clone(),
-        ));
-        let snapshot_every = self.snapshot_every;
-        adopt_saga_mode(&pool, self.saga_mode, &looping.shutdown).await;
-        match self.saga_mode {
-            SagaMode::Orchestration => {
-                subscriptions.spawn(run_subscription(
-                    SagaSubscription::new(pool, Orchestrator, snapshot_every),
-                    looping,
-                ));
-            }
-            SagaMode::Choreography => {
-                let stock = SagaSubscription::new(pool.clone(), StockHandler, snapshot_every);
-                let credit = SagaSubscription::new(pool.clone(), CreditHandler, snapshot_every);
-                subscriptions.spawn(run_subscription(stock, looping.clone()));
-                subscriptions.spawn(run_subscription(credit, looping.clone()));
-                subscriptions.spawn(run_subscription(
-                    SagaSubscription::new(pool, OrderHandler, snapshot_every),
-                    looping,
-                ));
+        Coordinator::new(pool, subscriptions, context)
+            .run(shutdown)
+            .await;
+    }
+
+    /// Makes every subscription exist in its configured partitions (the read models from
+    /// position 0, the saga where it already is), retrying until the database answers.
+    async fn set_up(&self, pool: &PgPool, shutdown: &watch::Receiver<bool>) -> bool {
+        let mut attempt = 0;
+        while !*shutdown.borrow() {
+            match self.try_set_up(pool).await {
+                Ok(()) => return true,
+                Err(error) => {
+                    attempt += 1;
+                    tracing::warn!(%error, attempt, "cannot set the subscriptions up; retrying");
+                    tokio::time::sleep(backoff(attempt).max(Duration::from_millis(200))).await;
+                }
             }
         }
-        while let Some(finished) = subscriptions.join_next().await {
-            if let Err(error) = finished {
-                tracing::error!(%error, "a subscription task failed");
-            }
+        false
+    }
+
+    async fn try_set_up(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+        let lookups_partitions = Lookups::new(
+            self.projector.redis.clone(),
+            self.projector.keys.clone(),
+            pool.clone(),
+            Target::Live,
+        )
+        .fixed_partitions()
+        .unwrap_or(self.partitions);
+        for name in names::READ_MODELS {
+            let partitions = if name == names::LOOKUPS {
+                lookups_partitions
+            } else {
+                self.partitions
+            };
+            let mut tx = pool.begin().await?;
+            checkpoints::ensure(&mut tx, name, partitions, 0).await?;
+            tx.commit().await?;
         }
+        crate::saga::adopt_mode(pool, self.saga_mode, self.partitions).await
     }
 }
 
@@ -134,91 +155,4 @@ fn listen_for_appends(pool: PgPool) -> watch::Receiver<u64> {
             }
         },
     )
-}
-
-/// Retries `adopt_mode` until it succeeds (the database may still be starting) or shutdown.
-async fn adopt_saga_mode(pool: &PgPool, mode: SagaMode, shutdown: &watch::Receiver<bool>) {
-    let mut attempt = 0;
-    while !*shutdown.borrow() {
-        match crate::saga::adopt_mode(pool, mode).await {
-            Ok(()) => return,
-            Err(error) => {
-                attempt += 1;
-                tracing::warn!(%error, attempt, "cannot set up the saga's checkpoints; retrying");
-                tokio::time::sleep(backoff(attempt).max(Duration::from_millis(200))).await;
-            }
-        }
-    }
-}
-
-async fn run_subscription<P: Projection>(projection: P, mut looping: Loop) {
-    let name = projection.name();
-    tracing::info!(subscription = name, "subscription started");
-    let mut failures = 0u32;
-    while !*looping.shutdown.borrow() {
-        match step(&projection, &looping).await {
-            Ok(Step::Advanced) => {
-                if failures > 0 {
-                    tracing::info!(subscription = name, "subscription recovered");
-                    projection.record_error(None).await;
-                    failures = 0;
-                }
-            }
-            Ok(Step::Idle) => {
-                if failures > 0 {
-                    projection.record_error(None).await;
-                    failures = 0;
-                }
-                let poll = looping.poll_interval;
-                tokio::select! {
-                    _ = looping.wakeups.changed() => {}
-                    _ = tokio::time::sleep(poll) => {}
-                    _ = looping.shutdown.changed() => {}
-                }
-            }
-            Err(ProjectionError::Retired(_)) => {
-                tracing::warn!(
-                    subscription = name,
-                    "this subscription's checkpoint was retired: another projector runs the saga in the other mode; stopping it here"
-                );
-                return;
-            }
-            Err(error) => {
-                failures += 1;
-                if error.is_transient() {
-                    tracing::warn!(subscription = name, %error, failures, "cannot apply a batch; retrying");
-                } else {
-                    tracing::error!(subscription = name, %error, failures, "cannot apply a batch; retrying");
-                }
-                projection.record_error(Some(&error.to_string())).await;
-                let pause = backoff(failures)
-                    .max(Duration::from_millis(100))
-                    .min(Duration::from_secs(5));
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = looping.shutdown.changed() => {}
-                }
-            }
-        }
-    }
-    tracing::info!(subscription = name, "subscription stopped");
-}
-
-async fn step<P: Projection>(projection: &P, looping: &Loop) -> Result<Step, ProjectionError> {
-    let from = projection.position().await?;
-    let batch = {
-        let mut conn = looping.pool.acquire().await?;
-        read_after(&mut conn, from, looping.batch_size).await?
-    };
-    let Some(last) = batch.last().map(|event| event.position) else {
-        return Ok(Step::Idle);
-    };
-    if projection.apply(from, &batch).await? {
-        let name = projection.name();
-        metrics::counter!("projector_events_applied_total", "subscription" => name)
-            .increment(batch.len() as u64);
-        metrics::gauge!("projector_position", "subscription" => name).set(last as f64);
-        looping.announcer.announce(name, last).await;
-    }
-    Ok(Step::Advanced)
 }

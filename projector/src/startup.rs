@@ -35,6 +35,10 @@ pub struct Settings {
     /// How often an idle subscription looks for work without a wake-up (and checks Redis).
     #[arg(long, env = "PROJECTOR_POLL_INTERVAL_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub poll_interval_ms: u64,
+    /// Partitions per subscription (the saga and the PostgreSQL read models; lookups always run
+    /// as one). Default: twice the CPUs of this machine. Changing it is safe at any time.
+    #[arg(long, env = "PROJECTOR_PARTITIONS", value_parser = clap::value_parser!(i32).range(1..=256))]
+    pub partitions: Option<i32>,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -42,6 +46,13 @@ pub struct Settings {
 impl Settings {
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms)
+    }
+
+    pub fn partitions(&self) -> i32 {
+        self.partitions.unwrap_or_else(|| {
+            let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+            i32::try_from(cpus * 2).unwrap_or(2).clamp(1, 256)
+        })
     }
 }
 
@@ -56,7 +67,11 @@ pub struct Projector {
 impl Projector {
     /// Connects to PostgreSQL and Redis and brings the schema up to date.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
-        let pool = database::connect(settings.database.require()?, 16).await?;
+        let pool = database::connect(
+            settings.database.require()?,
+            settings.database.database_pool_size,
+        )
+        .await?;
         database::migrate(&pool).await?;
         event_store::ensure_positions_move_forward(&pool).await?;
         let redis = read_models::connect(&settings.redis.redis_url).await?;
@@ -89,6 +104,7 @@ impl Application {
         let server = ApiServer::start(config, move |cfg| {
             cfg.app_data(dependencies.clone()).configure(routes::router);
         })?;
+        crate::metrics::describe();
         let runner = Runner::new(projector, &settings);
         Ok(Self { server, runner })
     }

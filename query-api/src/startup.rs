@@ -69,7 +69,7 @@ impl Application {
             database::connect(settings.database.database_url.as_deref().unwrap_or(&url), 1).await?;
         database::migrate(&migrator).await?;
         migrator.close().await;
-        let pool = connect_reader(&url, 16).await?;
+        let pool = connect_reader(&url, settings.database.database_pool_size).await?;
         let redis = read_models::connect(&settings.redis.redis_url).await?;
         let keys = RedisKeys::new(settings.redis.redis_key_prefix.clone());
         let progress = listen_for_progress(settings.redis.redis_url.clone(), &keys);

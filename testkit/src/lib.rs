@@ -3,6 +3,7 @@
 //! let tests read as stories. Dropping it deletes the prefix's Redis keys.
 
 mod snapshot;
+mod workload;
 
 use std::{
     future::Future,
@@ -24,8 +25,13 @@ use uuid::Uuid;
 
 pub use projector::saga::SagaMode;
 pub use snapshot::ReadModelSnapshot;
+pub use workload::Workload;
 
 pub const TOKEN: &str = "test-token";
+
+/// PostgreSQL sessions each service of a test system may open: tests run two at a time on one
+/// server, so each system stays well inside its connection limit.
+const POOL_SIZE: &str = "8";
 
 /// A pool on the test's database with the schema applied (for tests that need no services).
 pub async fn migrated_pool(
@@ -86,6 +92,7 @@ pub struct TestSystemBuilder {
     saga_mode: SagaMode,
     read_side: bool,
     snapshot_every: i64,
+    partitions: i32,
 }
 
 impl Default for TestSystemBuilder {
@@ -94,6 +101,8 @@ impl Default for TestSystemBuilder {
             saga_mode: SagaMode::Orchestration,
             read_side: true,
             snapshot_every: 100,
+            // More than one, so that every test runs partitioned subscriptions.
+            partitions: 3,
         }
     }
 }
@@ -110,6 +119,11 @@ impl TestSystemBuilder {
     }
     pub fn snapshot_every(mut self, snapshot_every: i64) -> Self {
         self.snapshot_every = snapshot_every;
+        self
+    }
+    /// Partitions per subscription of the projectors it starts.
+    pub fn partitions(mut self, partitions: i32) -> Self {
+        self.partitions = partitions;
         self
     }
 
@@ -130,6 +144,8 @@ impl TestSystemBuilder {
                 TOKEN,
                 "--snapshot-every",
                 &self.snapshot_every.to_string(),
+                "--database-pool-size",
+                POOL_SIZE,
             ])
             .expect("command-api settings"),
         )
@@ -139,7 +155,7 @@ impl TestSystemBuilder {
         let mut servers = vec![command.server_handle()];
         tokio::spawn(command.run_until_stopped());
         let pool = PgPoolOptions::new()
-            .max_connections(4)
+            .max_connections(8)
             .connect_with(connect_options.clone())
             .await
             .expect("test pool");
@@ -160,6 +176,8 @@ impl TestSystemBuilder {
                     keys.prefix(),
                     "--addr",
                     "127.0.0.1:0",
+                    "--database-pool-size",
+                    POOL_SIZE,
                 ])
                 .expect("query-api settings"),
             )
@@ -173,6 +191,7 @@ impl TestSystemBuilder {
             connect_options,
             saga_mode: self.saga_mode,
             snapshot_every: self.snapshot_every,
+            partitions: std::sync::atomic::AtomicI32::new(self.partitions),
             pool,
             redis,
             keys,
@@ -180,7 +199,7 @@ impl TestSystemBuilder {
             query_base,
             client: reqwest::Client::new(),
             servers,
-            projector: tokio::sync::Mutex::new(None),
+            projectors: tokio::sync::Mutex::new(Vec::new()),
         };
         if self.read_side {
             system.start_projector().await;
@@ -193,6 +212,8 @@ pub struct TestSystem {
     connect_options: PgConnectOptions,
     pub saga_mode: SagaMode,
     snapshot_every: i64,
+    /// Partitions per subscription of the projectors started from now on.
+    partitions: std::sync::atomic::AtomicI32,
     /// A pool on the test's database, for tests that look into it.
     pub pool: PgPool,
     pub redis: ConnectionManager,
@@ -202,7 +223,8 @@ pub struct TestSystem {
     pub client: reqwest::Client,
     /// The command-api's and query-api's servers, stopped by `stop`.
     servers: Vec<ServerHandle>,
-    projector: tokio::sync::Mutex<Option<RunningProjector>>,
+    /// The projector processes running, oldest first.
+    projectors: tokio::sync::Mutex<Vec<RunningProjector>>,
 }
 
 struct RunningProjector {
@@ -247,7 +269,7 @@ impl TestSystem {
     }
 
     /// A projector built as `main` builds it, whose sessions carry `application_name` so that
-    /// `kill_projector` can end them the way a dying process would.
+    /// killing it can end them the way a dying process would.
     pub async fn build_projector(
         &self,
         saga_mode: SagaMode,
@@ -258,6 +280,10 @@ impl TestSystem {
             SagaMode::Orchestration => "orchestration",
             SagaMode::Choreography => "choreography",
         };
+        let partitions = self
+            .partitions
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .to_string();
         projector::Application::build(
             projector::cli::Cli::try_parse_from([
                 "projector",
@@ -277,6 +303,10 @@ impl TestSystem {
                 "100",
                 "--snapshot-every",
                 &self.snapshot_every.to_string(),
+                "--partitions",
+                &partitions,
+                "--database-pool-size",
+                POOL_SIZE,
             ])
             .expect("projector settings")
             .settings,
@@ -285,52 +315,83 @@ impl TestSystem {
         .expect("projector starts")
     }
 
-    pub async fn start_projector(&self) {
-        self.start_projector_in(self.saga_mode).await;
+    /// Projectors started from now on split every subscription into `partitions` (the first
+    /// of them to start changes the layout).
+    pub fn set_partitions(&self, partitions: i32) {
+        self.partitions
+            .store(partitions, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Starts the projector with the saga in `saga_mode` (a mode switch, if it differs).
-    pub async fn start_projector_in(&self, saga_mode: SagaMode) {
-        let mut running = self.projector.lock().await;
-        assert!(running.is_none(), "the projector is already running");
+    /// Starts a projector process (one more, if some run already).
+    pub async fn start_projector(&self) -> String {
+        self.start_projector_in(self.saga_mode).await
+    }
+
+    /// Starts a projector process with the saga in `saga_mode` (a mode switch, if it differs);
+    /// returns its name, for `kill_projector_named`.
+    pub async fn start_projector_in(&self, saga_mode: SagaMode) -> String {
         let name = format!("test-projector-{}", Uuid::new_v4().simple());
         let application = self.build_projector(saga_mode, &name).await;
         let server = application.server_handle();
         let (stop, shutdown) = watch::channel(false);
         let task = tokio::spawn(application.run_until(shutdown));
-        *running = Some(RunningProjector {
+        self.projectors.lock().await.push(RunningProjector {
             task,
             server,
             _stop: stop,
-            application_name: name,
+            application_name: name.clone(),
         });
+        name
     }
 
-    /// Stops the projector abruptly, wherever it is, as `kill -9` would: its tasks stop and its
-    /// database sessions are ended, so its open transactions roll back. (Aborting the tasks
-    /// alone could leave a session idle in a transaction, which holds back every reader's safe
-    /// horizon until it is noticed.)
+    /// How many projector processes run.
+    pub async fn projectors_running(&self) -> usize {
+        self.projectors.lock().await.len()
+    }
+
+    /// Stops every projector abruptly, wherever it is, as `kill -9` would: its tasks stop and
+    /// its database sessions are ended, so its open transactions roll back. (Aborting the
+    /// tasks alone could leave a session idle in a transaction, which holds back every
+    /// reader's safe horizon until it is noticed.) Its leases are not given up: they expire.
     pub async fn kill_projector(&self) {
-        let running = self.projector.lock().await.take();
-        if let Some(RunningProjector {
+        let running: Vec<RunningProjector> = self.projectors.lock().await.drain(..).collect();
+        for projector in running {
+            self.kill(projector).await;
+        }
+    }
+
+    /// Kills one projector process (see `kill_projector`).
+    pub async fn kill_projector_named(&self, name: &str) {
+        let running = {
+            let mut projectors = self.projectors.lock().await;
+            projectors
+                .iter()
+                .position(|projector| projector.application_name == name)
+                .map(|index| projectors.remove(index))
+        };
+        if let Some(projector) = running {
+            self.kill(projector).await;
+        }
+    }
+
+    async fn kill(&self, projector: RunningProjector) {
+        let RunningProjector {
             task,
             server,
             application_name,
             ..
-        }) = running
-        {
-            task.abort();
-            let _ = task.await;
-            server.stop(false).await;
-            let ended = sqlx::query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-            )
-            .bind(&application_name)
-            .execute(&self.pool)
-            .await;
-            if let Err(error) = ended {
-                eprintln!("cannot end the killed projector's sessions: {error}");
-            }
+        } = projector;
+        task.abort();
+        let _ = task.await;
+        server.stop(false).await;
+        let ended = sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+        )
+        .bind(&application_name)
+        .execute(&self.pool)
+        .await;
+        if let Err(error) = ended {
+            eprintln!("cannot end the killed projector's sessions: {error}");
         }
     }
 
@@ -594,11 +655,11 @@ pub async fn expect_problem(response: reqwest::Response, expected: StatusCode) -
 
 impl Drop for TestSystem {
     fn drop(&mut self) {
-        if let Ok(mut running) = self.projector.try_lock()
-            && let Some(RunningProjector { task, server, .. }) = running.take()
-        {
-            task.abort();
-            drop(server.stop(false));
+        if let Ok(mut running) = self.projectors.try_lock() {
+            for RunningProjector { task, server, .. } in running.drain(..) {
+                task.abort();
+                drop(server.stop(false));
+            }
         }
         for server in &self.servers {
             drop(server.stop(false));

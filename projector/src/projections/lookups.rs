@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use domain::{DomainEvent, StreamType};
-use event_store::{RecordedEvent, checkpoints};
+use event_store::{Batch, PartitionKey, RecordedEvent, checkpoints, checkpoints::Lease};
 use read_models::{
     CustomerView, EventMeta, LookupScripts, OrderView, ProductView, RedisKeys, names,
 };
@@ -19,10 +19,10 @@ use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::Projection;
 use crate::{
     ProjectionError,
     fold::{Document, fold_documents, stream_ids},
+    subscription::Subscription,
 };
 
 /// Which copy a `Lookups` writes: the live one, or the one a rebuild is filling.
@@ -85,7 +85,7 @@ impl Lookups {
                 generation,
                 "the Redis read models are missing (first start, or Redis lost its data): rebuilding them from position 0"
             );
-            self.mirror_checkpoint(0).await;
+            self.restart_mirror().await;
             Ok(generation)
         } else {
             let live: i64 = redis::cmd("GET")
@@ -96,25 +96,34 @@ impl Lookups {
         }
     }
 
-    async fn mirror_checkpoint(&self, position: i64) {
+    async fn checkpoint_of(&self, generation: i64) -> Result<i64, ProjectionError> {
+        let mut redis = self.redis.clone();
+        let position: Option<i64> = redis::cmd("GET")
+            .arg(self.keys.checkpoint(generation))
+            .query_async(&mut redis)
+            .await?;
+        Ok(position.unwrap_or(0))
+    }
+
+    /// The PostgreSQL row mirrors the Redis checkpoint for /projections (a fresh generation
+    /// starts at 0).
+    async fn restart_mirror(&self) {
         if self.target != Target::Live {
             return;
         }
-        if let Err(error) = checkpoints::advance(&self.pool, names::LOOKUPS, position).await {
+        if let Err(error) = checkpoints::set_all(&self.pool, names::LOOKUPS, 0).await {
             tracing::debug!(%error, "cannot mirror the lookups checkpoint");
         }
     }
 
-    /// Folds `events` into the documents of `generation` and moves its checkpoint. Returns
-    /// false when the generation is no longer the one its pointer names.
+    /// Folds `events` into the documents of `generation` and moves its checkpoint to `read_to`.
+    /// Returns false when the generation is no longer the one its pointer names.
     pub async fn write_batch(
         &self,
         generation: i64,
         events: &[RecordedEvent],
+        read_to: i64,
     ) -> Result<bool, ProjectionError> {
-        let Some(last) = events.last() else {
-            return Ok(true);
-        };
         let mut redis = self.redis.clone();
         let pointer = self.pointer_key();
         let mut writes = redis::pipe();
@@ -157,7 +166,7 @@ impl Lookups {
         }
         let moved: i64 = self
             .scripts
-            .write_checkpoint(&pointer, generation, last.position)
+            .write_checkpoint(&pointer, generation, read_to)
             .invoke_async(&mut redis)
             .await?;
         Ok(moved >= 0)
@@ -254,34 +263,58 @@ pub async fn new_generation(
     Ok(generation)
 }
 
-impl Projection for Lookups {
+/// Lookups run as one partition: a whole batch is one pipelined round trip to Redis, so a
+/// second partition would add no throughput, and the query-api reads one checkpoint atomically
+/// with each document. Several processes still share the work: each subscription's partitions
+/// go to different processes.
+///
+/// No fence is needed in Redis: a document moves only forward (to a newer position) and holds
+/// the deterministic fold of the log up to it, so a process that lost this partition can only
+/// write what the new owner would write, or be refused as older.
+impl Subscription for Lookups {
     fn name(&self) -> &'static str {
         names::LOOKUPS
     }
 
-    async fn position(&self) -> Result<i64, ProjectionError> {
+    fn stream_types(&self) -> Vec<StreamType> {
+        Vec::new()
+    }
+
+    fn partition_key(&self) -> PartitionKey {
+        PartitionKey::Stream
+    }
+
+    fn fixed_partitions(&self) -> Option<i32> {
+        Some(1)
+    }
+
+    async fn position(&self, _lease: &Lease) -> Result<i64, ProjectionError> {
         let generation = self.generation().await?;
-        let mut redis = self.redis.clone();
-        let position: Option<i64> = redis::cmd("GET")
-            .arg(self.keys.checkpoint(generation))
-            .query_async(&mut redis)
-            .await?;
-        Ok(position.unwrap_or(0))
+        self.checkpoint_of(generation).await
     }
 
     /// No re-read of the checkpoint is needed here: the write scripts refuse a generation that
     /// is no longer wanted, and never move a document or the checkpoint backwards, so a batch
     /// that another process already applied changes nothing.
-    async fn apply(&self, _from: i64, events: &[RecordedEvent]) -> Result<bool, ProjectionError> {
+    async fn apply(
+        &self,
+        lease: &Lease,
+        from: i64,
+        batch: &Batch,
+    ) -> Result<bool, ProjectionError> {
         let generation = self.generation().await?;
-        let applied = self.write_batch(generation, events).await?;
-        if applied && let Some(last) = events.last() {
-            self.mirror_checkpoint(last.position).await;
+        // A generation made since `from` was read (Redis lost its data) starts at 0: folding
+        // this batch alone into it would leave its documents without their earlier events.
+        if self.checkpoint_of(generation).await? != from {
+            return Ok(false);
         }
-        Ok(applied)
-    }
-
-    async fn record_error(&self, error: Option<&str>) {
-        checkpoints::record_error(&self.pool, names::LOOKUPS, error).await;
+        if !self
+            .write_batch(generation, &batch.events, batch.read_to)
+            .await?
+        {
+            return Ok(false);
+        }
+        // The mirror also tells whether this process still holds the partition.
+        Ok(checkpoints::mirror_fenced(&self.pool, lease, batch.read_to).await?)
     }
 }

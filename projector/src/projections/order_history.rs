@@ -1,7 +1,8 @@
 //! `order_history`: every event that concerns an order, in position order: its own events and
 //! the saga's steps on products and customers (which name the order in their data).
 
-use event_store::RecordedEvent;
+use domain::StreamType;
+use event_store::{PartitionKey, RecordedEvent};
 use read_models::tables;
 use sqlx::PgConnection;
 
@@ -13,6 +14,8 @@ pub struct OrderHistory;
 impl PgReadModel for OrderHistory {
     const NAME: &'static str = read_models::names::ORDER_HISTORY;
     const TABLE: &'static str = tables::ORDER_HISTORY;
+    const STREAM_TYPES: &'static [StreamType] = &[];
+    const KEY: PartitionKey = PartitionKey::Order;
 
     async fn apply_batch(
         conn: &mut PgConnection,

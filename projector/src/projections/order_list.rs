@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use domain::StreamType;
-use event_store::RecordedEvent;
+use event_store::{PartitionKey, RecordedEvent};
 use read_models::{OrderView, tables};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -19,6 +19,8 @@ pub struct OrderList;
 impl PgReadModel for OrderList {
     const NAME: &'static str = read_models::names::ORDER_LIST;
     const TABLE: &'static str = tables::ORDERS;
+    const STREAM_TYPES: &'static [StreamType] = &[StreamType::Order];
+    const KEY: PartitionKey = PartitionKey::Stream;
 
     async fn apply_batch(
         conn: &mut PgConnection,

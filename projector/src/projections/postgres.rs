@@ -1,21 +1,26 @@
 //! PostgreSQL read models. Each batch is written to the live generation's tables in the same
-//! transaction that moves the checkpoint, so a crash anywhere either keeps both or neither: the
-//! batch is simply read again. `SELECT … FOR UPDATE` on the checkpoint row also serialises
-//! writers, so a second projector instance, or a rebuild switching over, can never interleave.
+//! transaction that moves the partition's checkpoint, under its lease: a crash anywhere either
+//! keeps both or neither (the batch is simply read again), and a process that lost the
+//! partition cannot commit. Rows are keyed by the partition key, so the partitions of one read
+//! model never write the same row.
 
 use std::future::Future;
 
-use event_store::{RecordedEvent, checkpoints};
+use domain::StreamType;
+use event_store::{Batch, PartitionKey, RecordedEvent, checkpoints, checkpoints::Lease};
 use sqlx::{PgConnection, PgPool};
 
-use super::Projection;
-use crate::ProjectionError;
+use crate::{ProjectionError, subscription::Subscription};
 
 /// A read model stored in `projection_store.<table>_g<generation>` and served through the view
 /// `read_model.<table>`.
 pub trait PgReadModel: Send + Sync + 'static {
     const NAME: &'static str;
     const TABLE: &'static str;
+    /// The streams whose events it folds.
+    const STREAM_TYPES: &'static [StreamType];
+    /// What its rows are keyed by (and so its partitions).
+    const KEY: PartitionKey;
 
     /// Writes the effect of `events` into the tables of `generation`.
     fn apply_batch(
@@ -39,38 +44,42 @@ impl<M: PgReadModel> PgProjection<M> {
     }
 }
 
-impl<M: PgReadModel> Projection for PgProjection<M> {
+impl<M: PgReadModel> Subscription for PgProjection<M> {
     fn name(&self) -> &'static str {
         M::NAME
     }
 
-    async fn position(&self) -> Result<i64, ProjectionError> {
-        Ok(checkpoints::read(&self.pool, M::NAME)
-            .await?
-            .map_or(0, |checkpoint| checkpoint.position))
+    fn stream_types(&self) -> Vec<StreamType> {
+        M::STREAM_TYPES.to_vec()
     }
 
-    async fn apply(&self, from: i64, events: &[RecordedEvent]) -> Result<bool, ProjectionError> {
-        let Some(last) = events.last() else {
-            return Ok(true);
-        };
+    fn partition_key(&self) -> PartitionKey {
+        M::KEY
+    }
+
+    async fn position(&self, lease: &Lease) -> Result<i64, ProjectionError> {
+        Ok(checkpoints::position(&self.pool, M::NAME, lease.partition)
+            .await?
+            .unwrap_or(0))
+    }
+
+    async fn apply(
+        &self,
+        lease: &Lease,
+        from: i64,
+        batch: &Batch,
+    ) -> Result<bool, ProjectionError> {
         let mut tx = self.pool.begin().await?;
-        let Some(checkpoint) = checkpoints::lock(&mut tx, M::NAME).await? else {
-            return Err(ProjectionError::Corrupt(format!(
-                "the checkpoint of {} is missing; the migrations create it",
-                M::NAME
-            )));
-        };
-        if checkpoint.position != from {
+        if !batch.events.is_empty() {
+            let generation = checkpoints::layout(&mut *tx, M::NAME)
+                .await?
+                .map_or(1, |layout| layout.generation);
+            M::apply_batch(&mut tx, generation, &batch.events).await?;
+        }
+        if !checkpoints::advance_fenced(&mut tx, lease, from, batch.read_to).await? {
             return Ok(false);
         }
-        M::apply_batch(&mut tx, checkpoint.generation, events).await?;
-        checkpoints::advance(&mut *tx, M::NAME, last.position).await?;
         tx.commit().await?;
         Ok(true)
-    }
-
-    async fn record_error(&self, error: Option<&str>) {
-        checkpoints::record_error(&self.pool, M::NAME, error).await;
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use domain::StreamType;
-use event_store::RecordedEvent;
+use event_store::{PartitionKey, RecordedEvent};
 use read_models::{ProductView, tables};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -20,6 +20,8 @@ pub struct ProductCatalog;
 impl PgReadModel for ProductCatalog {
     const NAME: &'static str = read_models::names::PRODUCT_CATALOG;
     const TABLE: &'static str = tables::PRODUCTS;
+    const STREAM_TYPES: &'static [StreamType] = &[StreamType::Product];
+    const KEY: PartitionKey = PartitionKey::Stream;
 
     async fn apply_batch(
         conn: &mut PgConnection,

@@ -38,7 +38,7 @@ impl Rebuilder {
         if old_generation > 0 {
             delete_generation(&mut redis, &self.keys, old_generation).await?;
         }
-        checkpoints::advance(&self.pool, names::LOOKUPS, position).await?;
+        checkpoints::set_all(&self.pool, names::LOOKUPS, position).await?;
         progress.finish(position);
         Ok(())
     }
@@ -73,7 +73,7 @@ impl Rebuilder {
         let old_generation = loop {
             let events = self.read(position).await?;
             if let Some(last) = events.last() {
-                if !copy.write_batch(generation, &events).await? {
+                if !copy.write_batch(generation, &events, last.position).await? {
                     bail!("another rebuild of lookups took over; this one stopped");
                 }
                 position = last.position;

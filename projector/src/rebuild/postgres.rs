@@ -1,6 +1,6 @@
 //! Rebuilding a PostgreSQL read model: fill the next generation's tables from position 0 while
-//! the live ones keep serving, then, holding the live checkpoint row (which pauses the live
-//! subscription), bring the new tables level with it, repoint the `read_model` view, move the
+//! the live ones keep serving, then, holding the live checkpoint rows (which pauses every
+//! partition of the live subscription), bring the new tables level with the furthest of them, repoint the `read_model` view, move the
 //! checkpoint to the new generation, and commit; then drop the old tables.
 
 use anyhow::{Context, bail};
@@ -12,10 +12,15 @@ use crate::projections::postgres::PgReadModel;
 
 impl Rebuilder {
     pub(super) async fn rebuild_postgres<M: PgReadModel>(&self) -> anyhow::Result<()> {
-        let live_generation = checkpoints::read(&self.pool, M::NAME)
+        let live_generation = checkpoints::layout(&self.pool, M::NAME)
             .await
-            .with_context(|| format!("cannot read the checkpoint of {}", M::NAME))?
-            .with_context(|| format!("{} has no checkpoint; the migrations create it", M::NAME))?
+            .with_context(|| format!("cannot read the layout of {}", M::NAME))?
+            .with_context(|| {
+                format!(
+                    "{} has never run: start the projector once before rebuilding it",
+                    M::NAME
+                )
+            })?
             .generation;
         let generation = live_generation + 1;
         let (live_table, new_table) = (
@@ -58,11 +63,13 @@ impl Rebuilder {
         }
 
         let mut tx = self.pool.begin().await?;
-        let live = checkpoints::lock(&mut tx, M::NAME)
+        // Every partition of the live copy pauses on its row (their advances wait), so the
+        // switch sees where the furthest of them is.
+        let live_position = checkpoints::lock_all(&mut tx, M::NAME).await?.unwrap_or(0);
+        let generation_now = checkpoints::layout(&mut *tx, M::NAME)
             .await?
-            .with_context(|| format!("the checkpoint of {} disappeared", M::NAME))?;
-        let live_position = live.position;
-        if live.generation != live_generation {
+            .map_or(live_generation, |layout| layout.generation);
+        if generation_now != live_generation {
             bail!(
                 "another rebuild of {} switched over first; nothing was changed",
                 M::NAME
@@ -89,7 +96,8 @@ impl Rebuilder {
         ))
         .execute(&mut *tx)
         .await?;
-        checkpoints::switch_generation(&mut tx, M::NAME, position, generation).await?;
+        checkpoints::set_all(&mut *tx, M::NAME, position).await?;
+        checkpoints::switch_generation(&mut tx, M::NAME, generation).await?;
         tx.commit().await?;
         sqlx::query(&format!("DROP TABLE {live_table}"))
             .execute(&self.pool)

@@ -3,8 +3,8 @@
 //! what they need from the aggregates themselves:
 //!
 //! ```text
-//!  stock_handler   OrderPlaced                  ─▶ reserve line 1
-//!                  StockReserved (order pending) ─▶ reserve the next line
+//!  stock_handler   OrderPlaced                  ─▶ reserve each line in turn; on a refusal,
+//!                                                  release the lines reserved
 //!                  StockReserved (order ended)   ─▶ release it (the order was cancelled or rejected)
 //!                  StockReservationRejected, CreditReservationRejected, OrderCancelled ─▶ release every line
 //!                  OrderShipped                  ─▶ ship every line
@@ -21,13 +21,13 @@
 use domain::{
     StreamType,
     customer::{CustomerCommand, CustomerEvent},
-    order::{Order, OrderCommand, OrderEvent, OrderLine, OrderStatus, RejectionReason},
-    product::ProductEvent,
+    order::{Order, OrderCommand, OrderEvent, OrderStatus, RejectionReason},
+    product::{ProductEvent, StockHold},
 };
 use event_store::RecordedEvent;
 use uuid::Uuid;
 
-use super::{Issuer, SagaError, SagaHandler};
+use super::{SagaError, SagaHandler, Step};
 
 /// The product side: stock.
 pub struct StockHandler;
@@ -38,7 +38,7 @@ pub struct OrderHandler;
 
 /// The order an event of another stream concerns, and the event, decoded.
 enum Reaction {
-    Placed(Uuid, Vec<OrderLine>),
+    Placed(Uuid),
     StockReserved { order_id: Uuid, product_id: Uuid },
     StockRefused(Uuid),
     CreditReserved(Uuid),
@@ -51,7 +51,7 @@ enum Reaction {
 fn reaction(event: &RecordedEvent) -> Result<Reaction, SagaError> {
     Ok(match event.stream_type {
         StreamType::Order => match event.decode::<OrderEvent>()? {
-            OrderEvent::OrderPlaced { lines, .. } => Reaction::Placed(event.stream_id, lines),
+            OrderEvent::OrderPlaced { .. } => Reaction::Placed(event.stream_id),
             OrderEvent::OrderCancelled { .. } => Reaction::Cancelled(event.stream_id),
             OrderEvent::OrderShipped {} => Reaction::Shipped(event.stream_id),
             _ => Reaction::Nothing,
@@ -78,56 +78,52 @@ fn reaction(event: &RecordedEvent) -> Result<Reaction, SagaError> {
 
 impl SagaHandler for StockHandler {
     const NAME: &'static str = "stock_handler";
+    const WRITES: &'static [StreamType] = &[StreamType::Product];
 
-    async fn handle(
-        &self,
-        issuer: &mut Issuer<'_>,
-        event: &RecordedEvent,
-    ) -> Result<(), SagaError> {
+    async fn handle(&self, step: &mut Step<'_>, event: &RecordedEvent) -> Result<(), SagaError> {
         match reaction(event)? {
-            Reaction::Placed(order_id, lines) => match lines.first() {
-                // Normally pending; a late step (a parked event retried) finds it may not be.
-                Some(first) if issuer.load::<Order>(order_id).await?.awaits_reservations() => {
-                    issuer
-                        .reserve_stock(order_id, first.product_id, first.quantity)
-                        .await
+            // The stock side reserves every line in one go, acting on each reservation's
+            // outcome at once: on the first refusal it gives back the lines it holds.
+            Reaction::Placed(order_id) => {
+                let order: Order = step.load(order_id).await?;
+                if !order.awaits_reservations() {
+                    return Ok(()); // a late step (a parked event retried): nothing to hold
                 }
-                _ => Ok(()),
-            },
+                let mut held = Vec::new();
+                for line in &order.lines {
+                    match step
+                        .reserve_stock(order_id, line.product_id, line.quantity)
+                        .await?
+                    {
+                        Some(StockHold::Reserved(_)) => held.push(line.product_id),
+                        _ => return step.release_stock(order_id, held).await,
+                    }
+                }
+                Ok(())
+            }
             Reaction::StockReserved {
                 order_id,
                 product_id,
             } => {
-                let order: Order = issuer.load(order_id).await?;
-                if order.awaits_reservations() {
-                    let position = order
-                        .lines
-                        .iter()
-                        .position(|line| line.product_id == product_id);
-                    match position.and_then(|index| order.lines.get(index + 1)) {
-                        Some(next) => {
-                            issuer
-                                .reserve_stock(order_id, next.product_id, next.quantity)
-                                .await
-                        }
-                        None => Ok(()), // the last line: credit is the credit handler's
-                    }
-                } else if matches!(order.status, OrderStatus::Cancelled | OrderStatus::Rejected) {
+                let order: Order = step.load(order_id).await?;
+                if matches!(order.status, OrderStatus::Cancelled | OrderStatus::Rejected) {
                     // The order ended while this line was being reserved: give it back.
-                    issuer.release_stock(order_id, [product_id]).await
+                    step.release_stock(order_id, [product_id]).await
                 } else {
-                    Ok(()) // approved or shipped: the stock is the order's
+                    // Pending: the other lines were reserved with it; approved or shipped: the
+                    // stock is the order's.
+                    Ok(())
                 }
             }
             Reaction::StockRefused(order_id)
             | Reaction::CreditRefused(order_id)
             | Reaction::Cancelled(order_id) => {
-                let order: Order = issuer.load(order_id).await?;
-                issuer.release_stock(order_id, order.products()).await
+                let order: Order = step.load(order_id).await?;
+                step.release_stock(order_id, order.products()).await
             }
             Reaction::Shipped(order_id) => {
-                let order: Order = issuer.load(order_id).await?;
-                issuer.ship_stock(order_id, order.products()).await
+                let order: Order = step.load(order_id).await?;
+                step.ship_stock(order_id, order.products()).await
             }
             Reaction::CreditReserved(_) | Reaction::Nothing => Ok(()),
         }
@@ -136,37 +132,32 @@ impl SagaHandler for StockHandler {
 
 impl SagaHandler for CreditHandler {
     const NAME: &'static str = "credit_handler";
+    const WRITES: &'static [StreamType] = &[StreamType::Customer];
 
-    async fn handle(
-        &self,
-        issuer: &mut Issuer<'_>,
-        event: &RecordedEvent,
-    ) -> Result<(), SagaError> {
+    async fn handle(&self, step: &mut Step<'_>, event: &RecordedEvent) -> Result<(), SagaError> {
         match reaction(event)? {
             Reaction::StockReserved {
                 order_id,
                 product_id,
             } => {
-                let order: Order = issuer.load(order_id).await?;
+                let order: Order = step.load(order_id).await?;
                 let is_last_line = order
                     .lines
                     .last()
                     .is_some_and(|line| line.product_id == product_id);
                 if is_last_line && order.awaits_reservations() {
-                    issuer
-                        .reserve_credit(order_id, order.customer_id, order.total_cents)
+                    step.reserve_credit(order_id, order.customer_id, order.total_cents)
                         .await?;
                 }
                 Ok(())
             }
             Reaction::Cancelled(order_id) => {
-                let order: Order = issuer.load(order_id).await?;
-                issuer
-                    .customer(
-                        order.customer_id,
-                        CustomerCommand::ReleaseCredit { order_id },
-                    )
-                    .await?;
+                let order: Order = step.load(order_id).await?;
+                step.customer(
+                    order.customer_id,
+                    CustomerCommand::ReleaseCredit { order_id },
+                )
+                .await?;
                 Ok(())
             }
             _ => Ok(()),
@@ -176,12 +167,9 @@ impl SagaHandler for CreditHandler {
 
 impl SagaHandler for OrderHandler {
     const NAME: &'static str = "order_handler";
+    const WRITES: &'static [StreamType] = &[StreamType::Order];
 
-    async fn handle(
-        &self,
-        issuer: &mut Issuer<'_>,
-        event: &RecordedEvent,
-    ) -> Result<(), SagaError> {
+    async fn handle(&self, step: &mut Step<'_>, event: &RecordedEvent) -> Result<(), SagaError> {
         let (order_id, command) = match reaction(event)? {
             Reaction::CreditReserved(order_id) => (order_id, OrderCommand::Approve),
             Reaction::StockRefused(order_id) => (
@@ -198,7 +186,7 @@ impl SagaHandler for OrderHandler {
             ),
             _ => return Ok(()),
         };
-        issuer.order(order_id, command).await?;
+        step.order(order_id, command).await?;
         Ok(())
     }
 }

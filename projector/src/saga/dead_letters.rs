@@ -107,3 +107,12 @@ async fn retry<H: SagaHandler>(
     }
     Ok((done, failed))
 }
+
+/// How many events each saga subscription has parked.
+pub async fn dead_letter_counts(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT subscription, count(*) FROM projector.dead_letters GROUP BY subscription",
+    )
+    .fetch_all(pool)
+    .await
+}

@@ -11,12 +11,13 @@
 
 pub mod choreography;
 mod dead_letters;
-mod issuer;
 pub mod orchestration;
+mod step;
 mod subscription;
+mod unit_of_work;
 
-pub use dead_letters::retry_dead_letters;
-pub use issuer::Issuer;
+pub use dead_letters::{dead_letter_counts, retry_dead_letters};
+pub use step::Step;
 pub use subscription::{SagaHandler, SagaSubscription};
 
 use event_store::{CommandError, StoreError, checkpoints};
@@ -43,21 +44,33 @@ impl SagaMode {
     }
 }
 
-/// Makes `mode`'s subscriptions the saga's: a subscription seen for the first time starts where
-/// the saga already is (not at 0, which would replay every old order as new), and the other
-/// mode's checkpoints are retired so /projections does not show them lagging forever.
-/// Choreography keeps no state, so a switch to it may happen at any time; a switch to
-/// orchestration should happen while no order is pending (its instances start at OrderPlaced).
-pub async fn adopt_mode(pool: &sqlx::PgPool, mode: SagaMode) -> Result<(), sqlx::Error> {
+/// Makes `mode`'s subscriptions the saga's, each in `partitions` partitions: a subscription
+/// seen for the first time starts where every saga subscription already is (not at 0, which
+/// would replay every old order as new; handling again an event the other mode handled is
+/// harmless, every step being idempotent), and the other mode's subscriptions are retired so
+/// /projections does not show them lagging forever. Choreography keeps no state, so a switch to
+/// it may happen at any time; a switch to orchestration should happen while no order is
+/// pending (its instances start at OrderPlaced).
+pub async fn adopt_mode(
+    pool: &sqlx::PgPool,
+    mode: SagaMode,
+    partitions: i32,
+) -> Result<(), sqlx::Error> {
     let (active, retired) = mode.subscriptions();
     let all: Vec<&str> = active.iter().chain(retired).copied().collect();
     let mut tx = pool.begin().await?;
-    let saga_position = checkpoints::furthest(&mut *tx, &all).await?;
-    checkpoints::create_missing(&mut *tx, active, saga_position).await?;
+    // Processes starting at once adopt one after the other.
+    sqlx::query("SELECT pg_advisory_xact_lock(7093, 0)")
+        .execute(&mut *tx)
+        .await?;
+    let start = checkpoints::lowest(&mut *tx, &all).await?.unwrap_or(0);
+    for name in active {
+        checkpoints::ensure(&mut tx, name, partitions, start).await?;
+    }
     let retired_rows = checkpoints::retire(&mut *tx, retired).await?;
     tx.commit().await?;
     if retired_rows > 0 {
-        tracing::info!(saga_mode = ?mode, "the saga switched mode; the other mode's checkpoints are retired");
+        tracing::info!(saga_mode = ?mode, "the saga switched mode; the other mode's subscriptions are retired");
     }
     Ok(())
 }

@@ -1,45 +1,56 @@
-//! Orchestration (`SAGA_MODE=orchestration`, the default): one coordinator drives each order
-//! step by step, keeping one instance per order in `projector.order_sagas`.
+//! Orchestration (`SAGA_MODE=orchestration`, the default): one coordinator drives each order,
+//! keeping one instance per order in `projector.order_sagas`.
 //!
 //! ```text
-//!  OrderPlaced ─▶ reserve line 1 ─▶ StockReserved ─▶ reserve line 2 … ─▶ reserve credit
-//!                      │                                                     │
-//!                      └─ StockReservationRejected:                          ├─ CreditReserved ─▶ approve
-//!                         release lines held, reject (insufficient_stock)    └─ CreditReservationRejected:
-//!                                                                               release all stock,
-//!  OrderCancelled ─▶ release all stock and credit                                reject (credit_limit_exceeded)
+//!  OrderPlaced ─▶ reserve line 1 ─▶ reserved ─▶ reserve line 2 … ─▶ reserve credit
+//!                      │                                                │
+//!                      └─ refused: release lines held,                 ├─ reserved ─▶ approve
+//!                         reject (insufficient_stock)                   └─ refused: release all stock,
+//!                                                                          reject (credit_limit_exceeded)
+//!  OrderCancelled ─▶ release all stock and credit
 //!  OrderShipped   ─▶ ship every line's stock
 //! ```
+//!
+//! Every aggregate lives in this one event store, so a command's outcome is known the moment
+//! it is decided: the orchestrator takes the next step on that answer, in the same
+//! transaction, instead of waiting to read the reply back from the log. An order is decided in
+//! one step, its events recorded one by one (each with the event that caused it). The replies
+//! still reach the orchestrator through the log; an instance left waiting for one (by an older
+//! version of this code) is driven on from where it stands when its reply arrives.
+
+use std::collections::{HashMap, HashSet};
 
 use domain::{
     StreamType,
-    customer::{CustomerCommand, CustomerEvent},
+    customer::{CreditHold, CustomerCommand},
     order::{Order, OrderCommand, OrderEvent, RejectionReason},
-    product::ProductEvent,
+    product::StockHold,
 };
 use event_store::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{Issuer, SagaError, SagaHandler};
+use super::{SagaError, SagaHandler, Step};
 
 pub struct Orchestrator;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Line {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
     product_id: Uuid,
     quantity: i64,
 }
 
-/// One order's saga instance, as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct Instance {
+/// One order's saga instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
     customer_id: Uuid,
-    lines: sqlx::types::Json<Vec<Line>>,
+    lines: Vec<Line>,
     total_cents: i64,
     state: String,
+    /// How many lines (from the first) hold stock.
     reserved_lines: i32,
+    correlation_id: Option<String>,
 }
 
 impl Instance {
@@ -47,28 +58,147 @@ impl Instance {
     fn products(&self) -> Vec<Uuid> {
         self.lines.iter().map(|line| line.product_id).collect()
     }
+
+    fn reserved_products(&self) -> Vec<Uuid> {
+        self.products()
+            .into_iter()
+            .take(usize::try_from(self.reserved_lines).unwrap_or(0))
+            .collect()
+    }
 }
 
 const RESERVING_STOCK: &str = "reserving_stock";
 const RESERVING_CREDIT: &str = "reserving_credit";
 
+/// The instances of a batch's orders: read in one query, written back in one.
+#[derive(Debug, Default)]
+pub struct Instances {
+    rows: HashMap<Uuid, Instance>,
+    changed: HashSet<Uuid>,
+}
+
+#[derive(sqlx::FromRow)]
+struct InstanceRow {
+    order_id: Uuid,
+    customer_id: Uuid,
+    lines: sqlx::types::Json<Vec<Line>>,
+    total_cents: i64,
+    state: String,
+    reserved_lines: i32,
+    correlation_id: Option<String>,
+}
+
+impl Instances {
+    pub async fn load(conn: &mut PgConnection, order_ids: &[Uuid]) -> Result<Self, SagaError> {
+        let rows: Vec<InstanceRow> = sqlx::query_as(
+            "SELECT order_id, customer_id, lines, total_cents, state, reserved_lines, correlation_id
+             FROM projector.order_sagas WHERE order_id = ANY($1)",
+        )
+        .bind(order_ids)
+        .fetch_all(conn)
+        .await?;
+        Ok(Self {
+            rows: rows
+                .into_iter()
+                .map(|row| {
+                    let instance = Instance {
+                        customer_id: row.customer_id,
+                        lines: row.lines.0,
+                        total_cents: row.total_cents,
+                        state: row.state,
+                        reserved_lines: row.reserved_lines,
+                        correlation_id: row.correlation_id,
+                    };
+                    (row.order_id, instance)
+                })
+                .collect(),
+            changed: HashSet::new(),
+        })
+    }
+
+    fn get(&self, order_id: Uuid) -> Option<Instance> {
+        self.rows.get(&order_id).cloned()
+    }
+
+    fn put(&mut self, order_id: Uuid, instance: Instance) {
+        self.rows.insert(order_id, instance);
+        self.changed.insert(order_id);
+    }
+
+    /// Writes the instances the batch created or changed, in one statement.
+    pub async fn write(&self, conn: &mut PgConnection) -> Result<(), SagaError> {
+        if self.changed.is_empty() {
+            return Ok(());
+        }
+        let (
+            mut ids,
+            mut customers,
+            mut lines,
+            mut totals,
+            mut states,
+            mut reserved,
+            mut correlations,
+        ) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        for id in &self.changed {
+            let Some(instance) = self.rows.get(id) else {
+                continue;
+            };
+            ids.push(*id);
+            customers.push(instance.customer_id);
+            lines.push(serde_json::to_value(&instance.lines)?);
+            totals.push(instance.total_cents);
+            states.push(instance.state.as_str());
+            reserved.push(instance.reserved_lines);
+            correlations.push(instance.correlation_id.as_deref());
+        }
+        sqlx::query(
+            "INSERT INTO projector.order_sagas
+                 (order_id, customer_id, lines, total_cents, state, reserved_lines, correlation_id)
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::jsonb[], $4::bigint[], $5::text[], $6::integer[], $7::text[])
+             ON CONFLICT (order_id) DO UPDATE
+             SET state = EXCLUDED.state, reserved_lines = EXCLUDED.reserved_lines, updated_at = now()",
+        )
+        .bind(ids)
+        .bind(customers)
+        .bind(lines)
+        .bind(totals)
+        .bind(states)
+        .bind(reserved)
+        .bind(correlations)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
 impl SagaHandler for Orchestrator {
     const NAME: &'static str = "order_saga";
+    const KEEPS_INSTANCES: bool = true;
+    const WRITES: &'static [StreamType] =
+        &[StreamType::Product, StreamType::Customer, StreamType::Order];
 
-    async fn handle(
-        &self,
-        issuer: &mut Issuer<'_>,
-        event: &RecordedEvent,
-    ) -> Result<(), SagaError> {
+    async fn handle(&self, step: &mut Step<'_>, event: &RecordedEvent) -> Result<(), SagaError> {
         match event.stream_type {
-            StreamType::Order => on_order_event(issuer, event).await,
-            StreamType::Product => on_product_event(issuer, event).await,
-            StreamType::Customer => on_customer_event(issuer, event).await,
+            StreamType::Order => on_order_event(step, event).await,
+            // A reply this orchestrator normally handled when it decided it; an instance still
+            // waiting for it (left by an older version) is driven on.
+            StreamType::Product | StreamType::Customer => match event.order_id() {
+                Some(order_id) => drive(step, order_id).await,
+                None => Ok(()),
+            },
         }
     }
 }
 
-async fn on_order_event(issuer: &mut Issuer<'_>, event: &RecordedEvent) -> Result<(), SagaError> {
+async fn on_order_event(step: &mut Step<'_>, event: &RecordedEvent) -> Result<(), SagaError> {
     let order_id = event.stream_id;
     match event.decode::<OrderEvent>()? {
         OrderEvent::OrderPlaced {
@@ -76,180 +206,119 @@ async fn on_order_event(issuer: &mut Issuer<'_>, event: &RecordedEvent) -> Resul
             lines,
             total_cents,
         } => {
-            let lines: Vec<Line> = lines
-                .iter()
-                .map(|line| Line {
-                    product_id: line.product_id,
-                    quantity: line.quantity,
-                })
-                .collect();
+            if step.instances().get(order_id).is_some() {
+                return Ok(()); // handled before (a batch read again)
+            }
             // Normally the order is pending; but if this step runs late (a parked event
             // retried), the order may have been cancelled meanwhile: then it holds nothing and
             // must not start reserving.
-            let order: Order = issuer.load(order_id).await?;
+            let order: Order = step.load(order_id).await?;
             let state = if order.awaits_reservations() {
                 RESERVING_STOCK
             } else {
                 order.status.as_str()
             };
-            let created = sqlx::query(
-                "INSERT INTO projector.order_sagas (order_id, customer_id, lines, total_cents, state, correlation_id)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (order_id) DO NOTHING",
-            )
-            .bind(order_id)
-            .bind(customer_id)
-            .bind(sqlx::types::Json(&lines))
-            .bind(total_cents)
-            .bind(state)
-            .bind(event.correlation_id())
-            .execute(issuer.conn())
-            .await?
-            .rows_affected();
-            if created == 1
-                && state == RESERVING_STOCK
-                && let Some(first) = lines.first()
-            {
-                issuer
-                    .reserve_stock(order_id, first.product_id, first.quantity)
-                    .await?;
-            }
-            Ok(())
+            let instance = Instance {
+                customer_id,
+                lines: lines
+                    .iter()
+                    .map(|line| Line {
+                        product_id: line.product_id,
+                        quantity: line.quantity,
+                    })
+                    .collect(),
+                total_cents,
+                state: state.to_owned(),
+                reserved_lines: 0,
+                correlation_id: event.correlation_id().map(str::to_owned),
+            };
+            step.instances().put(order_id, instance);
+            drive(step, order_id).await
         }
         OrderEvent::OrderCancelled { .. } => {
-            let Some(instance) = load(issuer.conn(), order_id).await? else {
+            let Some(mut instance) = step.instances().get(order_id) else {
                 return Ok(());
             };
-            issuer.release_stock(order_id, instance.products()).await?;
-            issuer
-                .customer(
-                    instance.customer_id,
-                    CustomerCommand::ReleaseCredit { order_id },
-                )
-                .await?;
-            set_state(
-                issuer.conn(),
-                order_id,
-                "cancelled",
-                instance.reserved_lines,
+            step.release_stock(order_id, instance.products()).await?;
+            step.customer(
+                instance.customer_id,
+                CustomerCommand::ReleaseCredit { order_id },
             )
-            .await
+            .await?;
+            instance.state = "cancelled".to_owned();
+            step.instances().put(order_id, instance);
+            Ok(())
         }
         OrderEvent::OrderShipped {} => {
-            let Some(instance) = load(issuer.conn(), order_id).await? else {
+            let Some(mut instance) = step.instances().get(order_id) else {
                 return Ok(());
             };
-            issuer.ship_stock(order_id, instance.products()).await?;
-            set_state(issuer.conn(), order_id, "shipped", instance.reserved_lines).await
+            step.ship_stock(order_id, instance.products()).await?;
+            instance.state = "shipped".to_owned();
+            step.instances().put(order_id, instance);
+            Ok(())
         }
         OrderEvent::OrderApproved {} | OrderEvent::OrderRejected { .. } => Ok(()),
     }
 }
 
-async fn on_product_event(issuer: &mut Issuer<'_>, event: &RecordedEvent) -> Result<(), SagaError> {
-    let (order_id, reserved) = match event.decode::<ProductEvent>()? {
-        ProductEvent::StockReserved { order_id, .. } => (order_id, true),
-        ProductEvent::StockReservationRejected { order_id, .. } => (order_id, false),
-        _ => return Ok(()),
-    };
-    let Some(instance) = load(issuer.conn(), order_id).await? else {
+/// Takes the order's saga as far as it goes: each line's stock, then the credit, then the
+/// decision, acting on each command's outcome at once.
+async fn drive(step: &mut Step<'_>, order_id: Uuid) -> Result<(), SagaError> {
+    let Some(mut instance) = step.instances().get(order_id) else {
         return Ok(());
     };
-    let expected_line = instance.lines.get(instance.reserved_lines as usize);
-    if instance.state != RESERVING_STOCK
-        || expected_line.map(|line| line.product_id) != Some(event.stream_id)
-    {
-        return Ok(()); // a reply this instance no longer waits for (e.g. it was cancelled meanwhile)
-    }
-    if !reserved {
-        issuer
-            .release_stock(
-                order_id,
-                instance
-                    .products()
-                    .into_iter()
-                    .take(instance.reserved_lines as usize),
-            )
-            .await?;
-        issuer
-            .order(
-                order_id,
-                OrderCommand::Reject {
-                    reason: RejectionReason::InsufficientStock,
-                },
-            )
-            .await?;
-        return set_state(issuer.conn(), order_id, "rejected", instance.reserved_lines).await;
-    }
-    let reserved_lines = instance.reserved_lines + 1;
-    match instance.lines.get(reserved_lines as usize) {
-        Some(next) => {
-            issuer
-                .reserve_stock(order_id, next.product_id, next.quantity)
-                .await?;
-            set_state(issuer.conn(), order_id, RESERVING_STOCK, reserved_lines).await
-        }
-        None => {
-            issuer
+    let before = instance.clone();
+    loop {
+        if instance.state == RESERVING_STOCK {
+            let next = usize::try_from(instance.reserved_lines).unwrap_or(usize::MAX);
+            let Some(line) = instance.lines.get(next).cloned() else {
+                instance.state = RESERVING_CREDIT.to_owned();
+                continue;
+            };
+            match step
+                .reserve_stock(order_id, line.product_id, line.quantity)
+                .await?
+            {
+                Some(StockHold::Reserved(_)) => instance.reserved_lines += 1,
+                _ => {
+                    step.release_stock(order_id, instance.reserved_products())
+                        .await?;
+                    reject(step, order_id, RejectionReason::InsufficientStock).await?;
+                    instance.state = "rejected".to_owned();
+                }
+            }
+        } else if instance.state == RESERVING_CREDIT {
+            match step
                 .reserve_credit(order_id, instance.customer_id, instance.total_cents)
-                .await?;
-            set_state(issuer.conn(), order_id, RESERVING_CREDIT, reserved_lines).await
+                .await?
+            {
+                Some(CreditHold::Reserved(_)) => {
+                    step.order(order_id, OrderCommand::Approve).await?;
+                    instance.state = "approved".to_owned();
+                }
+                _ => {
+                    step.release_stock(order_id, instance.products()).await?;
+                    reject(step, order_id, RejectionReason::CreditLimitExceeded).await?;
+                    instance.state = "rejected".to_owned();
+                }
+            }
+        } else {
+            break;
         }
     }
-}
-
-async fn on_customer_event(
-    issuer: &mut Issuer<'_>,
-    event: &RecordedEvent,
-) -> Result<(), SagaError> {
-    let (order_id, reserved) = match event.decode::<CustomerEvent>()? {
-        CustomerEvent::CreditReserved { order_id, .. } => (order_id, true),
-        CustomerEvent::CreditReservationRejected { order_id, .. } => (order_id, false),
-        _ => return Ok(()),
-    };
-    let Some(instance) = load(issuer.conn(), order_id).await? else {
-        return Ok(());
-    };
-    if instance.state != RESERVING_CREDIT {
-        return Ok(());
+    if instance != before {
+        step.instances().put(order_id, instance);
     }
-    if reserved {
-        issuer.order(order_id, OrderCommand::Approve).await?;
-        set_state(issuer.conn(), order_id, "approved", instance.reserved_lines).await
-    } else {
-        issuer.release_stock(order_id, instance.products()).await?;
-        issuer
-            .order(
-                order_id,
-                OrderCommand::Reject {
-                    reason: RejectionReason::CreditLimitExceeded,
-                },
-            )
-            .await?;
-        set_state(issuer.conn(), order_id, "rejected", instance.reserved_lines).await
-    }
+    Ok(())
 }
 
-async fn load(conn: &mut PgConnection, order_id: Uuid) -> Result<Option<Instance>, SagaError> {
-    Ok(sqlx::query_as(
-        "SELECT customer_id, lines, total_cents, state, reserved_lines FROM projector.order_sagas
-         WHERE order_id = $1 FOR UPDATE",
-    )
-    .bind(order_id)
-    .fetch_optional(conn)
-    .await?)
-}
-
-async fn set_state(
-    conn: &mut PgConnection,
+async fn reject(
+    step: &mut Step<'_>,
     order_id: Uuid,
-    state: &str,
-    reserved_lines: i32,
+    reason: RejectionReason,
 ) -> Result<(), SagaError> {
-    sqlx::query("UPDATE projector.order_sagas SET state = $2, reserved_lines = $3, updated_at = now() WHERE order_id = $1")
-        .bind(order_id)
-        .bind(state)
-        .bind(reserved_lines)
-        .execute(conn)
+    step.order(order_id, OrderCommand::Reject { reason })
         .await?;
     Ok(())
 }

@@ -1,17 +1,30 @@
-//! A saga handler as a subscription. A batch of events is handled in one transaction, together
-//! with the commands it issues and the checkpoint. If that fails, each event is retried in a
-//! transaction of its own, so a lost race (a client writing the same product) retries just that
-//! event. An event that still fails after retries for a reason that is not transient is parked in
-//! `projector.dead_letters` and the subscription moves on.
+//! A saga handler as a subscription. A batch of events is handled in one transaction: the
+//! aggregates it needs are loaded up front (a few queries for the whole batch, from a cache of
+//! recent states), the streams it writes are locked (in one order, so the partitions of a saga
+//! queue on a hot product instead of failing on it), every step decides in memory, and the
+//! events, the saga instances and the checkpoint are written at the end, together. The reads
+//! come first and the writes last, so the transaction holds a transaction id (which holds back
+//! every subscription's safe horizon) only for the few milliseconds of the writes.
+//!
+//! If a batch fails, each event is retried in a transaction of its own, so a lost race (a
+//! client writing the same order) retries just that event. An event that still fails after
+//! retries for a reason that is not transient is parked in `projector.dead_letters` and the
+//! subscription moves on.
 
-use std::{future::Future, time::Duration};
+use std::{collections::HashSet, future::Future, time::Duration};
 
-use event_store::{RecordedEvent, backoff, checkpoints};
-use sqlx::PgPool;
+use domain::{StreamType, customer::Customer, order::Order, product::Product};
+use event_store::{Batch, PartitionKey, RecordedEvent, backoff, checkpoints, checkpoints::Lease};
+use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
+use uuid::Uuid;
 
-use super::{Issuer, SagaError, dead_letters};
-use crate::{ProjectionError, projections::Projection};
+use super::{
+    SagaError, Step, dead_letters,
+    orchestration::Instances,
+    unit_of_work::{AggregateCache, UnitOfWork},
+};
+use crate::{ProjectionError, subscription::Subscription};
 
 /// Tries of one event before a non-transient failure parks it.
 const ATTEMPTS_BEFORE_PARKING: u32 = 3;
@@ -19,18 +32,22 @@ const ATTEMPTS_BEFORE_PARKING: u32 = 3;
 const PARKING_PATIENCE: Duration = Duration::from_millis(500);
 /// Tries of one event while it keeps losing races, before the runner backs off.
 const ATTEMPTS_WHILE_RACING: u32 = 20;
-/// Events per saga transaction. A writing transaction holds back every subscription's safe
-/// horizon until it commits, so saga transactions stay short: enough events to share a commit,
-/// few enough to keep the read models' lag low.
-const EVENTS_PER_TRANSACTION: usize = 16;
+/// Events per saga transaction, at most. Every order decided in a transaction waits for its
+/// commit, and its writes hold back the safe horizon of every subscription while they run:
+/// enough events to share the round trips, few enough to keep both short.
+pub const MAX_EVENTS_PER_TRANSACTION: i64 = 64;
 
 pub trait SagaHandler: Send + Sync + 'static {
     const NAME: &'static str;
+    /// Keeps an instance per order (`projector.order_sagas`).
+    const KEEPS_INSTANCES: bool = false;
+    /// The kinds of aggregates it appends to.
+    const WRITES: &'static [StreamType];
 
-    /// Reacts to one event, issuing commands through `issuer` (all in one transaction).
+    /// Reacts to one event, issuing commands through `step` (all in the batch's transaction).
     fn handle(
         &self,
-        issuer: &mut Issuer<'_>,
+        step: &mut Step<'_>,
         event: &RecordedEvent,
     ) -> impl Future<Output = Result<(), SagaError>> + Send;
 }
@@ -39,11 +56,20 @@ pub struct SagaSubscription<H> {
     pool: PgPool,
     handler: H,
     snapshot_every: i64,
+    cache: AggregateCache,
 }
 
 pub(super) enum Outcome {
     Applied,
     Moved,
+}
+
+/// Where a batch moves its partition's checkpoint: from where, to where, under which lease.
+#[derive(Clone, Copy)]
+pub(super) struct Advance<'a> {
+    lease: &'a Lease,
+    from: i64,
+    to: i64,
 }
 
 impl<H: SagaHandler> SagaSubscription<H> {
@@ -52,26 +78,46 @@ impl<H: SagaHandler> SagaSubscription<H> {
             pool,
             handler,
             snapshot_every,
+            cache: AggregateCache::default(),
         }
     }
 
-    /// Runs the handler for `events` in one transaction; with `expected`, only if the
-    /// checkpoint is still there, and moving it to the last event.
+    /// Runs the handler for `events` in one transaction; with `advance`, only if the
+    /// checkpoint is still there under the lease, and moving it.
     pub(super) async fn try_events(
         &self,
-        expected: Option<i64>,
+        advance: Option<Advance<'_>>,
         events: &[RecordedEvent],
     ) -> Result<Outcome, SagaError> {
-        let Some(last) = events.last() else {
-            return Ok(Outcome::Applied);
-        };
         let mut tx = self.pool.begin().await?;
-        if let Some(expected) = expected {
-            match checkpoints::lock(&mut tx, H::NAME).await? {
-                Some(checkpoint) if checkpoint.position == expected => {}
-                _ => return Ok(Outcome::Moved),
-            }
+        let order_ids: Vec<Uuid> = unique(events.iter().filter_map(RecordedEvent::order_id));
+        let mut unit = UnitOfWork::default();
+        unit.load::<Order>(&mut tx, &self.cache, order_ids.iter().copied())
+            .await?;
+        let mut products = Vec::new();
+        let mut customers = Vec::new();
+        for order_id in &order_ids {
+            let order: Order = unit.state(*order_id);
+            products.extend(order.products());
+            customers.push(order.customer_id);
         }
+        let (products, customers) = (unique(products), unique(customers));
+        let mut locked = Vec::new();
+        if H::WRITES.contains(&StreamType::Product) {
+            locked.extend(&products);
+        }
+        if H::WRITES.contains(&StreamType::Customer) {
+            locked.extend(&customers);
+        }
+        lock_streams(&mut tx, locked).await?;
+        unit.load::<Product>(&mut tx, &self.cache, products).await?;
+        unit.load::<Customer>(&mut tx, &self.cache, customers)
+            .await?;
+        let mut instances = if H::KEEPS_INSTANCES {
+            Instances::load(&mut tx, &order_ids).await?
+        } else {
+            Instances::default()
+        };
         for event in events {
             let span = tracing::debug_span!(
                 "saga",
@@ -81,29 +127,40 @@ impl<H: SagaHandler> SagaSubscription<H> {
                 order_id = ?event.order_id(),
                 correlation_id = event.correlation_id().unwrap_or_default(),
             );
-            let mut issuer = Issuer::new(&mut tx, event, self.snapshot_every);
+            let mut step = Step::new(&mut tx, &self.cache, &mut unit, &mut instances, event);
             self.handler
-                .handle(&mut issuer, event)
+                .handle(&mut step, event)
                 .instrument(span)
                 .await?;
         }
-        if expected.is_some() {
-            checkpoints::advance(&mut *tx, H::NAME, last.position).await?;
+        unit.flush(&mut tx, self.snapshot_every).await?;
+        instances.write(&mut tx).await?;
+        if let Some(Advance { lease, from, to }) = advance
+            && !checkpoints::advance_fenced(&mut tx, lease, from, to).await?
+        {
+            return Ok(Outcome::Moved);
         }
         tx.commit().await?;
+        unit.commit_to(&self.cache);
         Ok(Outcome::Applied)
     }
 
     async fn apply_one(
         &self,
-        expected: i64,
+        lease: &Lease,
+        from: i64,
         event: &RecordedEvent,
     ) -> Result<Outcome, ProjectionError> {
+        let advance = Advance {
+            lease,
+            from,
+            to: event.position,
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self
-                .try_events(Some(expected), std::slice::from_ref(event))
+                .try_events(Some(advance), std::slice::from_ref(event))
                 .await
             {
                 Ok(outcome) => return Ok(outcome),
@@ -121,52 +178,108 @@ impl<H: SagaHandler> SagaSubscription<H> {
                     let mut tx = self.pool.begin().await?;
                     dead_letters::park(&mut tx, H::NAME, event, &error.to_string(), attempt)
                         .await?;
-                    checkpoints::advance(&mut *tx, H::NAME, event.position).await?;
+                    if !checkpoints::advance_fenced(&mut tx, lease, from, event.position).await? {
+                        return Ok(Outcome::Moved);
+                    }
                     tx.commit().await?;
                     return Ok(Outcome::Applied);
                 }
             }
         }
     }
+
+    /// Moves the checkpoint over events of other partitions, with nothing to handle.
+    async fn pass(&self, lease: &Lease, from: i64, to: i64) -> Result<bool, ProjectionError> {
+        let mut tx = self.pool.begin().await?;
+        if !checkpoints::advance_fenced(&mut tx, lease, from, to).await? {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
 }
 
-impl<H: SagaHandler> Projection for SagaSubscription<H> {
+/// Takes a transaction-long lock on each stream, in id order (so two transactions that need
+/// the same streams queue instead of deadlocking). Only saga transactions take them: they
+/// coordinate the saga's partitions; correctness still comes from the append's version check.
+async fn lock_streams(conn: &mut PgConnection, mut ids: Vec<Uuid>) -> Result<(), SagaError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(7092, hashtext(id::text))
+         FROM (SELECT unnest($1::uuid[]) AS id ORDER BY 1) AS streams",
+    )
+    .bind(ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+fn unique(ids: impl IntoIterator<Item = Uuid>) -> Vec<Uuid> {
+    let mut seen = HashSet::new();
+    ids.into_iter().filter(|id| seen.insert(*id)).collect()
+}
+
+impl<H: SagaHandler> Subscription for SagaSubscription<H> {
     fn name(&self) -> &'static str {
         H::NAME
     }
 
-    /// The checkpoint row is made by `saga::adopt_mode` before the subscription starts.
-    async fn position(&self) -> Result<i64, ProjectionError> {
-        checkpoints::read(&self.pool, H::NAME)
+    fn stream_types(&self) -> Vec<StreamType> {
+        Vec::new()
+    }
+
+    /// Every event of one order in one partition, whichever stream it is on.
+    fn partition_key(&self) -> PartitionKey {
+        PartitionKey::Order
+    }
+
+    fn max_batch(&self) -> Option<i64> {
+        Some(MAX_EVENTS_PER_TRANSACTION)
+    }
+
+    async fn position(&self, lease: &Lease) -> Result<i64, ProjectionError> {
+        checkpoints::position(&self.pool, H::NAME, lease.partition)
             .await?
-            .map(|checkpoint| checkpoint.position)
             .ok_or(ProjectionError::Retired(H::NAME))
     }
 
-    /// A few events per transaction (one commit for several steps); if any step fails (a lost
-    /// race, a poison event), those events are applied again one by one, each with its retries.
-    async fn apply(&self, from: i64, events: &[RecordedEvent]) -> Result<bool, ProjectionError> {
-        let mut expected = from;
-        for chunk in events.chunks(EVENTS_PER_TRANSACTION) {
-            match self.try_events(Some(expected), chunk).await {
-                Ok(Outcome::Applied) => {}
-                Ok(Outcome::Moved) => return Ok(false),
-                Err(error) => {
-                    tracing::debug!(subscription = H::NAME, %error, "a batch failed; applying it event by event");
-                    for event in chunk {
-                        if let Outcome::Moved = self.apply_one(expected, event).await? {
-                            return Ok(false);
-                        }
-                        expected = event.position;
-                    }
-                }
+    /// The whole batch in one transaction; if it fails (a lost race, a poison event), its
+    /// events are applied again one by one, each with its retries.
+    async fn apply(
+        &self,
+        lease: &Lease,
+        from: i64,
+        batch: &Batch,
+    ) -> Result<bool, ProjectionError> {
+        if batch.events.is_empty() {
+            return self.pass(lease, from, batch.read_to).await;
+        }
+        let advance = Advance {
+            lease,
+            from,
+            to: batch.read_to,
+        };
+        match self.try_events(Some(advance), &batch.events).await {
+            Ok(Outcome::Applied) => return Ok(true),
+            Ok(Outcome::Moved) => return Ok(false),
+            Err(error) => {
+                tracing::debug!(subscription = H::NAME, %error, "a batch failed; applying it event by event");
             }
-            expected = chunk.last().map_or(expected, |event| event.position);
+        }
+        let mut expected = from;
+        for event in &batch.events {
+            if let Outcome::Moved = self.apply_one(lease, expected, event).await? {
+                return Ok(false);
+            }
+            expected = event.position;
+        }
+        if expected < batch.read_to {
+            return self.pass(lease, expected, batch.read_to).await;
         }
         Ok(true)
-    }
-
-    async fn record_error(&self, error: Option<&str>) {
-        checkpoints::record_error(&self.pool, H::NAME, error).await;
     }
 }

@@ -3,6 +3,7 @@
 mod contention;
 mod dead_letters;
 mod mode_switch;
+mod scale_out;
 mod scenarios;
 
 /// Runs an `async fn(TestSystem)` scenario once per saga mode, each on its own database.

@@ -18,6 +18,13 @@ pub struct Projections {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProjectionStatus {
     pub name: String,
+    /// Which partition of the subscription this item is (0 to `partitions` - 1).
+    pub partition: i32,
+    /// How many partitions the subscription is split into.
+    pub partitions: i32,
+    /// The projector process that holds this partition now (host:pid:id), or null while none
+    /// does (between owners, or no projector running).
+    pub owner: Option<String>,
     /// The last position applied.
     pub position: i64,
     /// Events in the log not applied yet (a count, not a difference of positions).
@@ -25,12 +32,26 @@ pub struct ProjectionStatus {
     /// `live` (caught up), `catching_up`, or `failing` (see `last_error`; it retries).
     pub status: String,
     pub last_error: Option<String>,
-    /// Saga events parked after failing repeatedly; `projector retry-dead-letters` retries them.
+    /// Saga events of this subscription (all its partitions) parked after failing repeatedly;
+    /// `projector retry-dead-letters` retries them.
     pub dead_letters: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct StatusRow {
+    name: String,
+    partition: i32,
+    partitions: i32,
+    position: i64,
+    lag_events: i64,
+    last_error: Option<String>,
+    owner: Option<String>,
+    dead_letters: i64,
 }
 
 /// Where every projection and saga subscription stands
 ///
+/// One item per partition of each subscription, with the projector process that holds it.
 /// With `min_position`, answers once every read model has reached it.
 #[utoipa::path(get, path = "/projections", tag = "operations",
     params(Consistent),
@@ -53,14 +74,25 @@ pub async fn projections(
         sqlx::query_scalar("SELECT head_position FROM read_model.event_log_head")
             .fetch_one(&state.pool)
             .await?;
-    let rows: Vec<(String, i64, i64, Option<String>, i64)> = sqlx::query_as(
-        "SELECT name, position, lag_events, last_error, dead_letters FROM read_model.projection_status ORDER BY name",
+    let rows: Vec<StatusRow> = sqlx::query_as(
+        "SELECT name, partition, partitions, position, lag_events, last_error, owner, dead_letters
+         FROM read_model.projection_status ORDER BY name, partition",
     )
     .fetch_all(&state.pool)
     .await?;
     let items = rows
         .into_iter()
-        .map(|(name, position, lag_events, last_error, dead_letters)| {
+        .map(|row| {
+            let StatusRow {
+                name,
+                partition,
+                partitions,
+                position,
+                lag_events,
+                last_error,
+                owner,
+                dead_letters,
+            } = row;
             let status = match (&last_error, lag_events) {
                 (Some(_), _) => "failing",
                 (None, 0) => "live",
@@ -68,6 +100,9 @@ pub async fn projections(
             };
             ProjectionStatus {
                 name,
+                partition,
+                partitions,
+                owner,
                 position,
                 lag_events,
                 status: status.to_owned(),

@@ -29,7 +29,7 @@ async fn a_rebuild_equals_the_incremental_state_and_swaps_generations(
     assert_eq!(system.snapshot().await, before);
 
     let generations: Vec<(String, i32)> =
-        sqlx::query_as("SELECT name, generation FROM projector.checkpoints WHERE name IN ('order_list', 'product_catalog', 'order_history') ORDER BY name")
+        sqlx::query_as("SELECT name, generation FROM projector.subscriptions WHERE name IN ('order_list', 'product_catalog', 'order_history') ORDER BY name")
             .fetch_all(&system.pool)
             .await
             .expect("generations");

@@ -15,6 +15,9 @@ pub struct DatabaseArgs {
     /// PostgreSQL URL, e.g. postgres://postgres@127.0.0.1:5432/cqrs_shop
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// The most PostgreSQL sessions this service opens at once.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub database_pool_size: u32,
 }
 
 impl DatabaseArgs {

@@ -66,3 +66,89 @@ pub async fn append_to_stream<E: DomainEvent>(
         last_position: positions.into_iter().max().unwrap_or_default(),
     })
 }
+
+/// One event to append in `append_many`, already encoded, with the version it takes in its
+/// stream.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub stream_id: Uuid,
+    pub stream_type: StreamType,
+    pub version: i64,
+    pub event_type: String,
+    pub data: serde_json::Value,
+    pub metadata: serde_json::Value,
+}
+
+impl NewEvent {
+    pub fn new<E: DomainEvent>(
+        stream_id: Uuid,
+        stream_type: StreamType,
+        version: i64,
+        event: &E,
+        metadata: &Metadata,
+    ) -> Result<Self, StoreError> {
+        let (event_type, data) = event_to_parts(event);
+        Ok(Self {
+            stream_id,
+            stream_type,
+            version,
+            event_type,
+            data,
+            metadata: serde_json::to_value(metadata)
+                .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+        })
+    }
+}
+
+/// Appends events of any number of streams in one statement, in the order given (which becomes
+/// their log order), inside the caller's transaction. A version already taken in its stream (a
+/// concurrent writer won) fails the whole statement with `VersionConflict`.
+pub async fn append_many(
+    conn: &mut PgConnection,
+    events: &[NewEvent],
+) -> Result<Vec<i64>, StoreError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids = Vec::with_capacity(events.len());
+    let mut stream_types = Vec::with_capacity(events.len());
+    let mut versions = Vec::with_capacity(events.len());
+    let mut types = Vec::with_capacity(events.len());
+    let mut schema_versions = Vec::with_capacity(events.len());
+    let mut payloads = Vec::with_capacity(events.len());
+    let mut metadata = Vec::with_capacity(events.len());
+    for event in events {
+        ids.push(event.stream_id);
+        stream_types.push(event.stream_type.as_str());
+        versions.push(event.version);
+        schema_versions.push(upcast::current_schema_version(&event.event_type));
+        types.push(event.event_type.as_str());
+        payloads.push(&event.data);
+        metadata.push(&event.metadata);
+    }
+    sqlx::query_scalar(
+        "INSERT INTO events (stream_id, stream_type, stream_version, event_type, schema_version, data, metadata)
+         SELECT e.stream_id, e.stream_type, e.version, e.event_type, e.schema_version, e.data, e.metadata
+         FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::integer[], $6::jsonb[], $7::jsonb[])
+              WITH ORDINALITY AS e(stream_id, stream_type, version, event_type, schema_version, data, metadata, ordinal)
+         ORDER BY e.ordinal
+         RETURNING position",
+    )
+    .bind(&ids)
+    .bind(&stream_types)
+    .bind(&versions)
+    .bind(&types)
+    .bind(&schema_versions)
+    .bind(&payloads)
+    .bind(&metadata)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|error| match &error {
+        sqlx::Error::Database(db) if db.constraint() == Some("events_stream_version_unique") => {
+            StoreError::VersionConflict {
+                stream_id: Uuid::nil(),
+            }
+        }
+        _ => StoreError::Database(error),
+    })
+}

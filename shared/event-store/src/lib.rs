@@ -5,18 +5,18 @@
 //! `tail`.
 
 mod append;
-pub mod checkpoints;
 mod claims;
 mod command;
 mod error;
 mod idempotency;
 mod load;
 mod recorded;
-mod snapshot;
+pub mod snapshot;
+pub mod subscriptions;
 mod tail;
 pub mod upcast;
 
-pub use append::{AppendedEvents, append_to_stream};
+pub use append::{AppendedEvents, NewEvent, append_many, append_to_stream};
 pub use claims::UniqueClaim;
 pub use command::{
     CommandError, CommandOptions, CommandReply, Executed, backoff, execute_in_tx,
@@ -26,6 +26,8 @@ pub use error::StoreError;
 pub use idempotency::{IdempotencyRequest, StoredResponse, purge_idempotency_keys};
 pub use load::{Loaded, StoredStream, StreamRequest, load_aggregate, load_streams};
 pub use recorded::{Metadata, RecordedEvent};
+pub use subscriptions::checkpoints;
 pub use tail::{
-    count_events_after, ensure_positions_move_forward, head_position, read_after, read_positions,
+    Batch, EventSelection, PartitionFilter, PartitionKey, count_events_after,
+    ensure_positions_move_forward, head_position, read_after, read_batch, read_positions,
 };

@@ -36,6 +36,8 @@ pub struct StreamRequest {
     pub stream_type: StreamType,
     /// The snapshot schema to accept, or `None` to fold from the first event.
     pub snapshot_schema: Option<i32>,
+    /// Only the events after this version: for a caller that holds the state up to it.
+    pub after_version: i64,
 }
 
 impl StreamRequest {
@@ -44,6 +46,17 @@ impl StreamRequest {
             stream_id,
             stream_type: A::STREAM_TYPE,
             snapshot_schema: use_snapshot.then_some(A::SNAPSHOT_SCHEMA),
+            after_version: 0,
+        }
+    }
+
+    /// The events of an `A` after `version`, to bring a state held in memory up to date.
+    pub fn after<A: Aggregate>(stream_id: Uuid, version: i64) -> Self {
+        Self {
+            stream_id,
+            stream_type: A::STREAM_TYPE,
+            snapshot_schema: None,
+            after_version: version,
         }
     }
 }
@@ -96,10 +109,11 @@ pub async fn load_streams(
     let ids: Vec<Uuid> = requests.iter().map(|r| r.stream_id).collect();
     let types: Vec<&str> = requests.iter().map(|r| r.stream_type.as_str()).collect();
     let schemas: Vec<Option<i32>> = requests.iter().map(|r| r.snapshot_schema).collect();
+    let after: Vec<i64> = requests.iter().map(|r| r.after_version).collect();
     let rows: Vec<StoredEventRow> = sqlx::query_as(
         "WITH wanted AS (
-             SELECT * FROM unnest($1::uuid[], $2::text[], $3::integer[])
-                 WITH ORDINALITY AS w(stream_id, stream_type, snapshot_schema, request)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::integer[], $4::bigint[])
+                 WITH ORDINALITY AS w(stream_id, stream_type, snapshot_schema, after_version, request)
          ), snapshot AS (
              SELECT w.request, s.stream_version, s.state FROM wanted w
              JOIN snapshots s ON s.stream_id = w.stream_id AND s.stream_type = w.stream_type
@@ -113,12 +127,13 @@ pub async fn load_streams(
                 true AS is_event
          FROM wanted w
          JOIN events e ON e.stream_id = w.stream_id
-          AND e.stream_version > coalesce((SELECT s.stream_version FROM snapshot s WHERE s.request = w.request), 0)
+          AND e.stream_version > coalesce((SELECT s.stream_version FROM snapshot s WHERE s.request = w.request), w.after_version)
          ORDER BY request, is_event, stream_version",
     )
     .bind(&ids)
     .bind(&types)
     .bind(&schemas)
+    .bind(&after)
     .fetch_all(&mut *conn)
     .await?;
     let mut streams: Vec<StoredStream> = requests
@@ -171,20 +186,25 @@ impl StoredStream {
         }
     }
 
-    /// Folds without a database: for callers that loaded many streams at once and will not
-    /// retry (an unusable snapshot is then an error they can retry without snapshots).
-    pub fn fold_now<A: Aggregate>(self) -> Result<Loaded<A>, StoreError> {
-        self.fold_loaded::<A>().map_err(FoldError::into_store_error)
+    /// Folds the events read after a version onto the state held at that version (see
+    /// `StreamRequest::after`).
+    pub fn fold_onto<A: Aggregate>(self, held: Loaded<A>) -> Result<Loaded<A>, StoreError> {
+        self.fold_from::<A>(held)
+            .map_err(FoldError::into_store_error)
     }
 
     fn fold_loaded<A: Aggregate>(self) -> Result<Loaded<A>, FoldError> {
+        self.fold_from(Loaded::default())
+    }
+
+    fn fold_from<A: Aggregate>(self, held: Loaded<A>) -> Result<Loaded<A>, FoldError> {
         let stream_id = self.request.map(|r| r.stream_id).unwrap_or_default();
         let mut loaded = match self.snapshot {
             Some((version, state)) => match snapshot::decode::<A>(stream_id, version, state) {
                 Some(loaded) => loaded,
                 None => return Err(FoldError::UnusableSnapshot),
             },
-            None => Loaded::default(),
+            None => held,
         };
         for row in self.events {
             let found = row.stream_type.as_deref().and_then(StreamType::parse);

@@ -25,12 +25,12 @@ pub(crate) fn decode<A: Aggregate>(
     }
 }
 
-/// True when appending moved the stream across a multiple of `every`.
-pub(crate) fn is_due(version_before: i64, version_after: i64, every: i64) -> bool {
+/// True when appending moved the stream across a multiple of `every`: time for a snapshot.
+pub fn is_due(version_before: i64, version_after: i64, every: i64) -> bool {
     every > 0 && version_before / every != version_after / every
 }
 
-pub(crate) async fn write<A: Aggregate>(
+pub async fn write<A: Aggregate>(
     conn: &mut PgConnection,
     stream_id: Uuid,
     loaded: &Loaded<A>,

@@ -14,6 +14,153 @@ use uuid::Uuid;
 
 use crate::{RecordedEvent, StoreError, upcast};
 
+/// What an event is keyed by when a subscription is split into partitions. Events of one key
+/// always land in the same partition, so they are applied in log order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionKey {
+    /// The event's own stream: a read model of one document per aggregate.
+    Stream,
+    /// The order the event concerns: an order's own events and the saga's steps on products
+    /// and customers that name it (`data.order_id`). Events that concern no order belong to
+    /// no partition.
+    Order,
+}
+
+impl PartitionKey {
+    /// The key's SQL expression over an `events` row.
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Stream => "stream_id",
+            Self::Order => {
+                "CASE WHEN stream_type = 'order' THEN stream_id ELSE (data ->> 'order_id')::uuid END"
+            }
+        }
+    }
+
+    /// The partition (of `count`) a key belongs to: its last byte, which is random in every id
+    /// the system makes (UUID v4 and v7), modulo the count. Kept equal to the SQL in
+    /// `read_batch`.
+    pub fn partition_of(key: Uuid, count: i32) -> i32 {
+        i32::from(key.as_bytes()[15]) % count.max(1)
+    }
+}
+
+/// One partition of a subscription split `count` ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionFilter {
+    pub key: PartitionKey,
+    pub count: i32,
+    pub index: i32,
+}
+
+/// Which events a subscription (or one partition of it) reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventSelection {
+    /// Only events of these streams (all when empty).
+    pub stream_types: Vec<StreamType>,
+    /// Only the events of one partition (all when `None`).
+    pub partition: Option<PartitionFilter>,
+}
+
+/// The next events of a selection after a checkpoint, and how far the log was read for them.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub events: Vec<RecordedEvent>,
+    /// Every event of the selection at or below this position is in this batch or was before
+    /// `after`: where the checkpoint moves once the batch is applied. Equal to `after` when
+    /// there was nothing new.
+    pub read_to: i64,
+}
+
+/// Reads up to `limit` events of `selection` after `after`, in position order, below the safe
+/// horizon, upcast. `read_to` also covers the events the selection skipped, so a partition whose
+/// events are rare still moves its checkpoint as the log grows.
+pub async fn read_batch(
+    conn: &mut PgConnection,
+    after: i64,
+    limit: i64,
+    selection: &EventSelection,
+) -> Result<Batch, StoreError> {
+    let mut filter = String::new();
+    if !selection.stream_types.is_empty() {
+        filter.push_str(" AND stream_type = ANY($3)");
+    }
+    if let Some(partition) = selection.partition {
+        filter.push_str(&format!(
+            " AND get_byte(uuid_send({}), 15) % $4 = $5",
+            partition.key.sql()
+        ));
+    }
+    // One horizon for both the batch and how far it reaches: below it the log no longer
+    // changes, so the events the selection skipped there can be passed safely.
+    let rows: Vec<BatchRow> = sqlx::query_as(&format!(
+        "WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20 AS below)
+         SELECT (SELECT max(position) FROM events WHERE position > $1 AND position < horizon.below) AS reached,
+                e.*
+         FROM horizon LEFT JOIN LATERAL (
+             SELECT {EVENT_COLUMNS} FROM events
+             WHERE position > $1 AND position < horizon.below{filter}
+             ORDER BY position LIMIT $2
+         ) e ON true"
+    ))
+    .bind(after)
+    .bind(limit)
+    .bind(
+        selection
+            .stream_types
+            .iter()
+            .map(|kind| kind.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(selection.partition.map_or(1, |p| p.count))
+    .bind(selection.partition.map_or(0, |p| p.index))
+    .fetch_all(&mut *conn)
+    .await?;
+    let reached = rows.first().and_then(|row| row.reached).unwrap_or(after);
+    let events = rows
+        .into_iter()
+        .filter_map(BatchRow::into_event)
+        .map(EventRow::into_recorded)
+        .collect::<Result<Vec<_>, _>>()?;
+    let full = events.len() as i64 >= limit;
+    let read_to = match events.last() {
+        Some(last) if full => last.position,
+        _ => reached.max(after),
+    };
+    Ok(Batch { events, read_to })
+}
+
+/// A row of `read_batch`: how far the log reaches below the horizon, and an event (or none).
+#[derive(sqlx::FromRow)]
+struct BatchRow {
+    reached: Option<i64>,
+    position: Option<i64>,
+    stream_id: Option<Uuid>,
+    stream_type: Option<String>,
+    stream_version: Option<i64>,
+    event_type: Option<String>,
+    schema_version: Option<i32>,
+    data: Option<serde_json::Value>,
+    metadata: Option<serde_json::Value>,
+    recorded_at: Option<DateTime<Utc>>,
+}
+
+impl BatchRow {
+    fn into_event(self) -> Option<EventRow> {
+        Some(EventRow {
+            position: self.position?,
+            stream_id: self.stream_id?,
+            stream_type: self.stream_type?,
+            stream_version: self.stream_version?,
+            event_type: self.event_type?,
+            schema_version: self.schema_version?,
+            data: self.data?,
+            metadata: self.metadata?,
+            recorded_at: self.recorded_at?,
+        })
+    }
+}
+
 const EVENT_COLUMNS: &str = "position, stream_id, stream_type, stream_version, event_type, schema_version, data, metadata, recorded_at";
 
 /// Reads up to `limit` events with `position > after`, in position order, upcast to the current

@@ -2,4 +2,5 @@
 
 mod appends;
 mod loading;
+mod subscriptions;
 mod tailing;
