@@ -48,7 +48,8 @@ pub async fn require_bearer_token(
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 
-/// A command endpoint: POST only (405 with `Allow` otherwise), behind the bearer token.
+/// A command endpoint: POST only (405 with `Allow` otherwise), behind the bearer token, its
+/// outcome counted (`metrics::observe_commands`).
 pub fn command_resource<F, Args>(
     path: &str,
     handler: F,
@@ -60,6 +61,9 @@ where
 {
     http_kit::resource_for(path, actix_web::http::Method::POST, handler)
         .wrap(actix_web::middleware::from_fn(require_bearer_token))
+        .wrap(actix_web::middleware::from_fn(
+            crate::metrics::observe_commands,
+        ))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -4,6 +4,7 @@
 pub mod cli;
 mod error;
 mod fold;
+pub mod metrics;
 mod progress;
 pub mod projections;
 pub mod rebuild;

@@ -82,13 +82,16 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let projector = Projector::connect(&settings).await?;
+        let sampled = projector.pool.clone();
         let config = ServerConfig::new(settings.addr.clone(), "PROJECTOR_ADDR")
             .workers(1)
-            .without_signal_handling(); // `run_until_stopped` owns shutdown
+            .without_signal_handling() // `run_until_stopped` owns shutdown
+            .sample_before_scrape(move || database::record_pool_use(&sampled, "projector"));
         let dependencies = actix_web::web::Data::new(projector.clone());
         let server = ApiServer::start(config, move |cfg| {
             cfg.app_data(dependencies.clone()).configure(routes::router);
         })?;
+        crate::metrics::describe(); // the server installed the recorder
         let runner = Runner::new(projector, &settings);
         Ok(Self { server, runner })
     }

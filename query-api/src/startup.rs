@@ -79,7 +79,10 @@ impl Application {
             lookups: Lookups::new(redis.clone(), keys.clone()),
             consistency: Consistency::new(pool.clone(), redis, keys, progress, timeout),
         });
-        let config = ServerConfig::new(settings.addr, "QUERY_API_ADDR").openapi(ApiDoc::openapi());
+        let sampled = pool.clone();
+        let config = ServerConfig::new(settings.addr, "QUERY_API_ADDR")
+            .openapi(ApiDoc::openapi())
+            .sample_before_scrape(move || database::record_pool_use(&sampled, "query-api"));
         let server = ApiServer::start(config, move |cfg| {
             cfg.app_data(state.clone())
                 .configure(routes::health::router)
@@ -88,6 +91,7 @@ impl Application {
                 .configure(routes::customers::router)
                 .configure(routes::projections::router);
         })?;
+        crate::consistency::describe_metrics(); // the server installed the recorder
         Ok(Self { server, pool })
     }
 

@@ -206,6 +206,8 @@ pub struct TestSystem {
 }
 
 struct RunningProjector {
+    /// `http://<address>` of its operations endpoints.
+    base: String,
     task: JoinHandle<()>,
     server: ServerHandle,
     _stop: watch::Sender<bool>,
@@ -296,9 +298,11 @@ impl TestSystem {
         let name = format!("test-projector-{}", Uuid::new_v4().simple());
         let application = self.build_projector(saga_mode, &name).await;
         let server = application.server_handle();
+        let base = format!("http://{}", application.address());
         let (stop, shutdown) = watch::channel(false);
         let task = tokio::spawn(application.run_until(shutdown));
         *running = Some(RunningProjector {
+            base,
             task,
             server,
             _stop: stop,
@@ -332,6 +336,16 @@ impl TestSystem {
                 eprintln!("cannot end the killed projector's sessions: {error}");
             }
         }
+    }
+
+    /// `http://<address>` of the running projector's endpoints; panics when it is not running.
+    pub async fn projector_base(&self) -> String {
+        self.projector
+            .lock()
+            .await
+            .as_ref()
+            .map(|running| running.base.clone())
+            .expect("the projector is running")
     }
 
     pub fn rebuilder(&self) -> projector::rebuild::Rebuilder {

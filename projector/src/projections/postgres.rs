@@ -9,7 +9,7 @@ use event_store::{RecordedEvent, checkpoints};
 use sqlx::{PgConnection, PgPool};
 
 use super::Projection;
-use crate::ProjectionError;
+use crate::{ProjectionError, metrics::Observed};
 
 /// A read model stored in `projection_store.<table>_g<generation>` and served through the view
 /// `read_model.<table>`.
@@ -17,12 +17,13 @@ pub trait PgReadModel: Send + Sync + 'static {
     const NAME: &'static str;
     const TABLE: &'static str;
 
-    /// Writes the effect of `events` into the tables of `generation`.
+    /// Writes the effect of `events` into the tables of `generation`, and returns what it
+    /// observed for the metrics (recorded only once the live copy's batch has committed).
     fn apply_batch(
         conn: &mut PgConnection,
         generation: i32,
         events: &[RecordedEvent],
-    ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
+    ) -> impl Future<Output = Result<Observed, ProjectionError>> + Send;
 }
 
 pub struct PgProjection<M> {
@@ -64,9 +65,10 @@ impl<M: PgReadModel> Projection for PgProjection<M> {
         if checkpoint.position != from {
             return Ok(false);
         }
-        M::apply_batch(&mut tx, checkpoint.generation, events).await?;
+        let observed = M::apply_batch(&mut tx, checkpoint.generation, events).await?;
         checkpoints::advance(&mut *tx, M::NAME, last.position).await?;
         tx.commit().await?;
+        observed.record();
         Ok(true)
     }
 

@@ -4,6 +4,7 @@
 mod consistency;
 mod faults;
 mod lists;
+mod metrics;
 mod openapi;
 mod rebuilds;
 mod security;

@@ -19,7 +19,7 @@ pub use problem::{
     PROBLEM_CONTENT_TYPE, Problem, ProblemField, json_config, path_config, payload_config,
     query_config, resource_for, route_not_found,
 };
-pub use server::{ApiServer, ServerConfig};
+pub use server::{ApiServer, Sampler, ServerConfig};
 
 /// Re-exported for `answer_with_problem!`.
 #[doc(hidden)]
