@@ -14,6 +14,7 @@ use crate::{
     progress::ProgressAnnouncer,
     projections::{
         Projection,
+        event_feed::EventFeed,
         lookups::{Lookups, Target},
         order_history::OrderHistory,
         order_list::OrderList,
@@ -91,6 +92,10 @@ impl Runner {
         ));
         subscriptions.spawn(run_subscription(
             PgProjection::<OrderHistory>::new(pool.clone()),
+            looping.clone(),
+        ));
+        subscriptions.spawn(run_subscription(
+            PgProjection::<EventFeed>::new(pool.clone()),
             looping.clone(),
         ));
         let snapshot_every = self.snapshot_every;
