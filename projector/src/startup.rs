@@ -35,6 +35,18 @@ pub struct Settings {
     /// How often an idle subscription looks for work without a wake-up (and checks Redis).
     #[arg(long, env = "PROJECTOR_POLL_INTERVAL_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub poll_interval_ms: u64,
+    /// The bearer token of the operator endpoints (`POST /dead-letters/retry`, which the
+    /// dashboard's retry button calls); without one they answer 403.
+    #[arg(long, env = "OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<String>,
+    /// Browser origins allowed to call the operator endpoints (the dashboard's), comma-separated;
+    /// default: the query-api's address (QUERY_API_ADDR) as http://127.0.0.1:<port> and
+    /// http://localhost:<port>.
+    #[arg(long, env = "DASHBOARD_ORIGINS", value_delimiter = ',')]
+    pub dashboard_origins: Vec<String>,
+    /// Where the query-api listens; gives the default dashboard origin.
+    #[arg(long, env = "QUERY_API_ADDR", default_value = "127.0.0.1:8081")]
+    pub query_api_addr: String,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -42,6 +54,30 @@ pub struct Settings {
 impl Settings {
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms)
+    }
+
+    /// The origins the dashboard is served from, as browsers name them.
+    pub fn dashboard_origins(&self) -> Vec<String> {
+        let configured: Vec<String> = self
+            .dashboard_origins
+            .iter()
+            .map(|origin| origin.trim().trim_end_matches('/').to_owned())
+            .filter(|origin| !origin.is_empty())
+            .collect();
+        if !configured.is_empty() {
+            return configured;
+        }
+        let (host, port) = self
+            .query_api_addr
+            .rsplit_once(':')
+            .unwrap_or((self.query_api_addr.as_str(), "8081"));
+        match host {
+            "127.0.0.1" | "localhost" | "0.0.0.0" | "" | "[::]" | "[::1]" => vec![
+                format!("http://127.0.0.1:{port}"),
+                format!("http://localhost:{port}"),
+            ],
+            host => vec![format!("http://{host}:{port}")],
+        }
     }
 }
 
@@ -88,8 +124,10 @@ impl Application {
             .without_signal_handling() // `run_until_stopped` owns shutdown
             .sample_before_scrape(move || database::record_pool_use(&sampled, "projector"));
         let dependencies = actix_web::web::Data::new(projector.clone());
+        let operator = actix_web::web::Data::new(routes::Operator::new(&settings));
         let server = ApiServer::start(config, move |cfg| {
-            cfg.app_data(dependencies.clone()).configure(routes::router);
+            cfg.app_data(dependencies.clone());
+            routes::router(cfg, operator.clone());
         })?;
         crate::metrics::describe(); // the server installed the recorder
         let runner = Runner::new(projector, &settings);

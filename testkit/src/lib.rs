@@ -26,6 +26,10 @@ pub use projector::saga::SagaMode;
 pub use snapshot::ReadModelSnapshot;
 
 pub const TOKEN: &str = "test-token";
+/// The projector's operator token (`OPERATOR_TOKEN`) in tests.
+pub const OPERATOR_TOKEN: &str = "test-operator-token";
+/// The origin the projector lets call its operator endpoints (`DASHBOARD_ORIGINS`) in tests.
+pub const DASHBOARD_ORIGIN: &str = "http://dashboard.test";
 
 /// A pool on the test's database with the schema applied (for tests that need no services).
 pub async fn migrated_pool(
@@ -279,6 +283,10 @@ impl TestSystem {
                 "100",
                 "--snapshot-every",
                 &self.snapshot_every.to_string(),
+                "--operator-token",
+                OPERATOR_TOKEN,
+                "--dashboard-origins",
+                DASHBOARD_ORIGIN,
             ])
             .expect("projector settings")
             .settings,

@@ -4,6 +4,7 @@
 //! listener that turns a notification stream into a wake-up signal. Nothing here knows the
 //! domain, PostgreSQL or Redis.
 
+pub mod bearer;
 mod docs;
 pub mod json_integer;
 mod middleware;
