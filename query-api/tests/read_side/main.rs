@@ -2,6 +2,7 @@
 //! its own database and Redis prefix.
 
 mod consistency;
+mod dashboard;
 mod faults;
 mod lists;
 mod metrics;
