@@ -3,9 +3,12 @@
 //! just produced or replayed from an idempotency record.
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, http::StatusCode, web};
-use domain::{Aggregate, order::OrderStatus};
+use std::sync::{Mutex, PoisonError};
+
+use domain::{Aggregate, DomainError, order::OrderStatus};
 use event_store::{
-    CommandOptions, CommandReply, Executed, IdempotencyRequest, Metadata, StoredResponse,
+    CommandError, CommandOptions, CommandReply, Executed, IdempotencyRequest, Metadata,
+    StoredResponse,
 };
 use http_kit::RequestId;
 use serde::{Deserialize, Serialize};
@@ -143,6 +146,37 @@ pub fn accepted<A: Aggregate>(
         body: serde_json::to_value(body).unwrap_or_default(),
         location,
     }
+}
+
+/// `event_store::run_command`, counting the events it appended once they are committed (a
+/// replay appended none).
+pub async fn run_command<A, D, R>(
+    pool: &sqlx::PgPool,
+    stream_id: Uuid,
+    options: &CommandOptions,
+    decide: D,
+    respond: R,
+) -> Result<CommandReply, CommandError>
+where
+    A: Aggregate,
+    D: Fn(&A) -> Result<Vec<A::Event>, DomainError>,
+    R: Fn(&Executed<A>) -> StoredResponse,
+{
+    // The last attempt that got as far as responding is the one that committed.
+    let appended = Mutex::new(Vec::new());
+    let reply = event_store::run_command::<A, _, _>(pool, stream_id, options, decide, |executed| {
+        *appended.lock().unwrap_or_else(PoisonError::into_inner) = executed.events.clone();
+        respond(executed)
+    })
+    .await?;
+    if !reply.replayed {
+        crate::metrics::events_appended::<A>(
+            &appended
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+    }
+    Ok(reply)
 }
 
 /// Turns a command's reply into the HTTP response: status, body, `ETag`, `Location`, and

@@ -5,6 +5,7 @@ mod auth;
 mod catalog;
 mod command_request;
 mod error;
+pub mod metrics;
 pub mod openapi;
 mod routes;
 pub mod startup;

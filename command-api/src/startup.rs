@@ -66,8 +66,10 @@ impl Application {
             idempotency_retention: retention,
         });
         let tokens = web::Data::new(tokens);
-        let config =
-            ServerConfig::new(settings.addr, "COMMAND_API_ADDR").openapi(ApiDoc::openapi());
+        let sampled = pool.clone();
+        let config = ServerConfig::new(settings.addr, "COMMAND_API_ADDR")
+            .openapi(ApiDoc::openapi())
+            .sample_before_scrape(move || database::record_pool_use(&sampled, "command-api"));
         let server = ApiServer::start(config, move |cfg| {
             cfg.app_data(state.clone())
                 .app_data(tokens.clone())
@@ -76,6 +78,7 @@ impl Application {
                 .configure(routes::products::router)
                 .configure(routes::orders::router);
         })?;
+        crate::metrics::describe(); // the server installed the recorder
         Ok(Self {
             server,
             pool,

@@ -4,7 +4,7 @@
 pub mod cli;
 mod error;
 mod fold;
-mod metrics;
+pub mod metrics;
 mod progress;
 pub mod projections;
 pub mod rebuild;

@@ -13,6 +13,7 @@ use crate::{
     Projector, Settings,
     progress::ProgressAnnouncer,
     projections::{
+        event_feed::EventFeed,
         lookups::{Lookups, Target},
         order_history::OrderHistory,
         order_list::OrderList,
@@ -64,6 +65,7 @@ impl Runner {
             Registration::new(PgProjection::<OrderList>::new(pool.clone())),
             Registration::new(PgProjection::<ProductCatalog>::new(pool.clone())),
             Registration::new(PgProjection::<OrderHistory>::new(pool.clone())),
+            Registration::new(PgProjection::<EventFeed>::new(pool.clone())),
         ];
         match self.saga_mode {
             SagaMode::Orchestration => subscriptions.push(Registration::new(

@@ -39,6 +39,18 @@ pub struct Settings {
     /// as one). Default: twice the CPUs of this machine. Changing it is safe at any time.
     #[arg(long, env = "PROJECTOR_PARTITIONS", value_parser = clap::value_parser!(i32).range(1..=256))]
     pub partitions: Option<i32>,
+    /// The bearer token of the operator endpoints (`POST /dead-letters/retry`, which the
+    /// dashboard's retry button calls); without one they answer 403.
+    #[arg(long, env = "OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<String>,
+    /// Browser origins allowed to call the operator endpoints (the dashboard's), comma-separated;
+    /// default: the query-api's address (QUERY_API_ADDR) as http://127.0.0.1:<port> and
+    /// http://localhost:<port>.
+    #[arg(long, env = "DASHBOARD_ORIGINS", value_delimiter = ',')]
+    pub dashboard_origins: Vec<String>,
+    /// Where the query-api listens; gives the default dashboard origin.
+    #[arg(long, env = "QUERY_API_ADDR", default_value = "127.0.0.1:8081")]
+    pub query_api_addr: String,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -53,6 +65,30 @@ impl Settings {
             let cpus = std::thread::available_parallelism().map_or(1, usize::from);
             i32::try_from(cpus * 2).unwrap_or(2).clamp(1, 256)
         })
+    }
+
+    /// The origins the dashboard is served from, as browsers name them.
+    pub fn dashboard_origins(&self) -> Vec<String> {
+        let configured: Vec<String> = self
+            .dashboard_origins
+            .iter()
+            .map(|origin| origin.trim().trim_end_matches('/').to_owned())
+            .filter(|origin| !origin.is_empty())
+            .collect();
+        if !configured.is_empty() {
+            return configured;
+        }
+        let (host, port) = self
+            .query_api_addr
+            .rsplit_once(':')
+            .unwrap_or((self.query_api_addr.as_str(), "8081"));
+        match host {
+            "127.0.0.1" | "localhost" | "0.0.0.0" | "" | "[::]" | "[::1]" => vec![
+                format!("http://127.0.0.1:{port}"),
+                format!("http://localhost:{port}"),
+            ],
+            host => vec![format!("http://{host}:{port}")],
+        }
     }
 }
 
@@ -97,14 +133,18 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let projector = Projector::connect(&settings).await?;
+        let sampled = projector.pool.clone();
         let config = ServerConfig::new(settings.addr.clone(), "PROJECTOR_ADDR")
             .workers(1)
-            .without_signal_handling(); // `run_until_stopped` owns shutdown
+            .without_signal_handling() // `run_until_stopped` owns shutdown
+            .sample_before_scrape(move || database::record_pool_use(&sampled, "projector"));
         let dependencies = actix_web::web::Data::new(projector.clone());
+        let operator = actix_web::web::Data::new(routes::Operator::new(&settings));
         let server = ApiServer::start(config, move |cfg| {
-            cfg.app_data(dependencies.clone()).configure(routes::router);
+            cfg.app_data(dependencies.clone());
+            routes::router(cfg, operator.clone());
         })?;
-        crate::metrics::describe();
+        crate::metrics::describe(); // the server installed the recorder
         let runner = Runner::new(projector, &settings);
         Ok(Self { server, runner })
     }

@@ -15,6 +15,29 @@ use tokio::sync::watch;
 
 use crate::error::ApiError;
 
+pub const WAITS: &str = "query_api_min_position_waits_total";
+pub const TIMEOUTS: &str = "query_api_min_position_timeouts_total";
+pub const WAIT_DURATION: &str = "query_api_min_position_wait_seconds";
+
+/// Gives the `min_position` metrics their `# HELP` lines (after the recorder is installed).
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        WAITS,
+        metrics::Unit::Count,
+        "Requests whose min_position was not reached yet when they arrived, so they waited, by read_model"
+    );
+    metrics::describe_counter!(
+        TIMEOUTS,
+        metrics::Unit::Count,
+        "min_position waits that ran out (CONSISTENCY_TIMEOUT_MS) and answered 503, by read_model"
+    );
+    metrics::describe_histogram!(
+        WAIT_DURATION,
+        metrics::Unit::Seconds,
+        "How long requests waited for min_position, by read_model and outcome (reached, timed_out)"
+    );
+}
+
 /// How long a waiting request sleeps when no announcement wakes it.
 const FALLBACK_RECHECK: Duration = Duration::from_millis(250);
 
@@ -90,10 +113,18 @@ impl Consistency {
                 "min_position {wanted} is beyond the newest event ({head}): pass a position a command answered"
             )));
         }
-        let deadline = Instant::now() + self.timeout;
+        let started = Instant::now();
+        metrics::counter!(WAITS, "read_model" => projection).increment(1);
+        let waited = |outcome: &'static str| {
+            metrics::histogram!(WAIT_DURATION, "read_model" => projection, "outcome" => outcome)
+                .record(started.elapsed().as_secs_f64());
+        };
+        let deadline = started + self.timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                waited("timed_out");
+                metrics::counter!(TIMEOUTS, "read_model" => projection).increment(1);
                 return Err(ApiError::NotYetConsistent {
                     projection,
                     wanted,
@@ -108,6 +139,7 @@ impl Consistency {
             }
             reached = self.position(projection).await?;
             if reached >= wanted {
+                waited("reached");
                 return Ok(reached);
             }
         }

@@ -3,7 +3,7 @@
 
 use utoipa::OpenApi;
 
-use crate::routes::{customers, health, orders, products, projections};
+use crate::routes::{customers, dashboard, health, orders, products, projections};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +22,8 @@ use crate::routes::{customers, health, orders, products, projections};
         products::search_products,
         customers::get_customer,
         projections::projections,
+        dashboard::summary,
+        dashboard::page,
         http_kit::operations::healthz,
         health::readyz,
         http_kit::operations::metrics,
@@ -31,7 +33,7 @@ use crate::routes::{customers, health, orders, products, projections};
         (name = "orders", description = "Orders and their history"),
         (name = "products", description = "The catalog and its stock"),
         (name = "customers", description = "Customers and their credit"),
-        (name = "operations", description = "Projections, health, readiness and metrics"),
+        (name = "operations", description = "Projections, the operator dashboard, health, readiness and metrics"),
     )
 )]
 pub struct ApiDoc;

@@ -21,7 +21,7 @@ use crate::{
     consistency::{Consistency, listen_for_progress},
     lookups::Lookups,
     openapi::ApiDoc,
-    routes,
+    routes::{self, dashboard::DashboardPage},
 };
 
 pub const READER_ROLE: &str = "cqrs_query_reader";
@@ -45,8 +45,35 @@ pub struct Settings {
     /// How long a request waits for `min_position` before answering 503.
     #[arg(long, env = "CONSISTENCY_TIMEOUT_MS", default_value_t = 5_000)]
     pub consistency_timeout_ms: u64,
+    /// The projector's URL as the dashboard's browser reaches it (its retry button calls
+    /// `POST <url>/dead-letters/retry`); default: http://<PROJECTOR_ADDR>.
+    #[arg(long, env = "PROJECTOR_URL")]
+    pub projector_url: Option<String>,
+    /// Where the projector listens; gives the default PROJECTOR_URL.
+    #[arg(long, env = "PROJECTOR_ADDR", default_value = "127.0.0.1:8082")]
+    pub projector_addr: String,
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+impl Settings {
+    /// `PROJECTOR_URL`, or the URL of `PROJECTOR_ADDR` (a wildcard address is reached over
+    /// loopback).
+    pub fn projector_url(&self) -> String {
+        if let Some(url) = self.projector_url.as_deref().map(str::trim)
+            && !url.is_empty()
+        {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let addr = self.projector_addr.trim();
+        let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "8082"));
+        let host = match host {
+            "0.0.0.0" | "" => "127.0.0.1",
+            "[::]" => "[::1]",
+            host => host,
+        };
+        format!("http://{host}:{port}")
+    }
 }
 
 /// The running query-api.
@@ -73,13 +100,17 @@ impl Application {
         let redis = read_models::connect(&settings.redis.redis_url).await?;
         let keys = RedisKeys::new(settings.redis.redis_key_prefix.clone());
         let progress = listen_for_progress(settings.redis.redis_url.clone(), &keys);
+        let dashboard = web::Data::new(DashboardPage::new(&settings.projector_url())?);
         let timeout = Duration::from_millis(settings.consistency_timeout_ms);
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             lookups: Lookups::new(redis.clone(), keys.clone()),
             consistency: Consistency::new(pool.clone(), redis, keys, progress, timeout),
         });
-        let config = ServerConfig::new(settings.addr, "QUERY_API_ADDR").openapi(ApiDoc::openapi());
+        let sampled = pool.clone();
+        let config = ServerConfig::new(settings.addr, "QUERY_API_ADDR")
+            .openapi(ApiDoc::openapi())
+            .sample_before_scrape(move || database::record_pool_use(&sampled, "query-api"));
         let server = ApiServer::start(config, move |cfg| {
             cfg.app_data(state.clone())
                 .configure(routes::health::router)
@@ -87,7 +118,9 @@ impl Application {
                 .configure(routes::products::router)
                 .configure(routes::customers::router)
                 .configure(routes::projections::router);
+            routes::dashboard::router(cfg, dashboard.clone());
         })?;
+        crate::consistency::describe_metrics(); // the server installed the recorder
         Ok(Self { server, pool })
     }
 

@@ -48,12 +48,12 @@ app_connect_addr() {
     echo "$host:$port"
 }
 
-# The bearer token and the query-api's login are unset unless given: a service gets only what it
-# needs (COMMAND_API_TOKEN for command-api alone).
+# The tokens and the query-api's login are unset unless given: a service gets only what it needs
+# (COMMAND_API_TOKEN for command-api alone, OPERATOR_TOKEN for the projector alone).
 app_start() {
     local name=$1 bin_dir=$2 log=$3
     shift 3
-    env -u COMMAND_API_TOKEN -u QUERY_DATABASE_URL "$@" "$bin_dir/$name" </dev/null >>"$log" 2>&1 &
+    env -u COMMAND_API_TOKEN -u QUERY_DATABASE_URL -u OPERATOR_TOKEN "$@" "$bin_dir/$name" </dev/null >>"$log" 2>&1 &
     # shellcheck disable=SC2034 # read by the caller
     APP_PID=$!
 }

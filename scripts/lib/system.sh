@@ -16,6 +16,7 @@
 #       Exports:
 #         SYSTEM_COMMAND_URL SYSTEM_QUERY_URL SYSTEM_PROJECTOR_URL   http://127.0.0.1:<port>
 #         SYSTEM_TOKEN                the command-api's bearer token
+#         SYSTEM_OPERATOR_TOKEN       the projector's operator token (POST /dead-letters/retry)
 #         SYSTEM_DATABASE_URL         the database, as the owner (postgres)
 #         SYSTEM_QUERY_DATABASE_URL   the database, as the query-api's login
 #         SYSTEM_REDIS_URL SYSTEM_REDIS_PREFIX
@@ -79,7 +80,7 @@ system__launch() {
     case $name in
         command-api) app_start "$name" "$SYSTEM_BIN_DIR" "$SYSTEM_LOG_DIR/$name.log" "${common[@]}" COMMAND_API_TOKEN="$SYSTEM_TOKEN" ;;
         query-api) app_start "$name" "$SYSTEM_BIN_DIR" "$SYSTEM_LOG_DIR/$name.log" "${common[@]}" QUERY_DATABASE_URL="$SYSTEM_QUERY_DATABASE_URL" ;;
-        *) app_start "$name" "$SYSTEM_BIN_DIR" "$SYSTEM_LOG_DIR/$name.log" "${common[@]}" ;;
+        *) app_start "$name" "$SYSTEM_BIN_DIR" "$SYSTEM_LOG_DIR/$name.log" "${common[@]}" OPERATOR_TOKEN="$SYSTEM_OPERATOR_TOKEN" ;;
     esac
     _system_pid[$name]=$APP_PID
     var=$(system__pid_var "$name")
@@ -153,12 +154,13 @@ system_start() {
 
     SYSTEM_SAGA_MODE=$saga_mode
     SYSTEM_TOKEN=$(app_random_hex 16)
+    SYSTEM_OPERATOR_TOKEN=$(app_random_hex 16)
     SYSTEM_REDIS_URL=$REDIS_URL
     SYSTEM_REDIS_PREFIX="cqrs_it_$SYSTEM_ID:"
     _system_database="cqrs_it_$SYSTEM_ID"
     ensure_database "$_system_database"
     SYSTEM_DATABASE_URL="$DATABASE_SERVER_URL/$_system_database"
-    export SYSTEM_BIN_DIR SYSTEM_SAGA_MODE SYSTEM_TOKEN SYSTEM_REDIS_URL SYSTEM_REDIS_PREFIX SYSTEM_DATABASE_URL
+    export SYSTEM_BIN_DIR SYSTEM_SAGA_MODE SYSTEM_TOKEN SYSTEM_OPERATOR_TOKEN SYSTEM_REDIS_URL SYSTEM_REDIS_PREFIX SYSTEM_DATABASE_URL
 
     for name in command-api query-api projector; do
         services_free_port "_system_port[$name]"

@@ -28,6 +28,10 @@ pub use snapshot::ReadModelSnapshot;
 pub use workload::Workload;
 
 pub const TOKEN: &str = "test-token";
+/// The projector's operator token (`OPERATOR_TOKEN`) in tests.
+pub const OPERATOR_TOKEN: &str = "test-operator-token";
+/// The origin the projector lets call its operator endpoints (`DASHBOARD_ORIGINS`) in tests.
+pub const DASHBOARD_ORIGIN: &str = "http://dashboard.test";
 
 /// PostgreSQL sessions each service of a test system may open: tests run two at a time on one
 /// server, so each system stays well inside its connection limit.
@@ -228,6 +232,8 @@ pub struct TestSystem {
 }
 
 struct RunningProjector {
+    /// `http://<address>` of its operations endpoints.
+    base: String,
     task: JoinHandle<()>,
     server: ServerHandle,
     _stop: watch::Sender<bool>,
@@ -307,6 +313,10 @@ impl TestSystem {
                 &partitions,
                 "--database-pool-size",
                 POOL_SIZE,
+                "--operator-token",
+                OPERATOR_TOKEN,
+                "--dashboard-origins",
+                DASHBOARD_ORIGIN,
             ])
             .expect("projector settings")
             .settings,
@@ -333,9 +343,11 @@ impl TestSystem {
         let name = format!("test-projector-{}", Uuid::new_v4().simple());
         let application = self.build_projector(saga_mode, &name).await;
         let server = application.server_handle();
+        let base = format!("http://{}", application.address());
         let (stop, shutdown) = watch::channel(false);
         let task = tokio::spawn(application.run_until(shutdown));
         self.projectors.lock().await.push(RunningProjector {
+            base,
             task,
             server,
             _stop: stop,
@@ -393,6 +405,16 @@ impl TestSystem {
         if let Err(error) = ended {
             eprintln!("cannot end the killed projector's sessions: {error}");
         }
+    }
+
+    /// `http://<address>` of the running projector's endpoints; panics when it is not running.
+    pub async fn projector_base(&self) -> String {
+        self.projectors
+            .lock()
+            .await
+            .first()
+            .map(|running| running.base.clone())
+            .expect("a projector is running")
     }
 
     pub fn rebuilder(&self) -> projector::rebuild::Rebuilder {

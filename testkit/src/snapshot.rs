@@ -15,6 +15,7 @@ pub struct ReadModelSnapshot {
     pub orders: Vec<Value>,
     pub products: Vec<Value>,
     pub history: Vec<Value>,
+    pub event_feed: Vec<Value>,
 }
 
 impl ReadModelSnapshot {
@@ -61,6 +62,8 @@ impl ReadModelSnapshot {
                 "SELECT to_jsonb(h) FROM read_model.order_history h ORDER BY order_id, position",
             )
             .await,
+            event_feed: rows("SELECT to_jsonb(f) FROM read_model.event_feed f ORDER BY position")
+                .await,
         }
     }
 }

@@ -5,7 +5,6 @@ use domain::{
     Aggregate, Cents, Name,
     customer::{Customer, CustomerCommand},
 };
-use event_store::run_command;
 use http_kit::Problem;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -13,7 +12,7 @@ use uuid::Uuid;
 use crate::{
     AppState,
     auth::command_resource,
-    command_request::{CommandAccepted, accepted, command_options, respond},
+    command_request::{CommandAccepted, accepted, command_options, respond, run_command},
     error::ApiError,
 };
 

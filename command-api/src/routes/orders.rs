@@ -5,7 +5,6 @@ use domain::{
     Aggregate,
     order::{Order, OrderCommand, OrderStatus, RequestedLines},
 };
-use event_store::run_command;
 use http_kit::Problem;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
@@ -14,7 +13,7 @@ use crate::{
     AppState,
     auth::command_resource,
     catalog,
-    command_request::{CommandAccepted, IdPath, accepted, command_options, respond},
+    command_request::{CommandAccepted, IdPath, accepted, command_options, respond, run_command},
     error::ApiError,
 };
 

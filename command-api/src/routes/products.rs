@@ -5,7 +5,7 @@ use domain::{
     Aggregate, Cents, Name, Quantity, Sku,
     product::{Product, ProductCommand},
 };
-use event_store::{UniqueClaim, run_command};
+use event_store::UniqueClaim;
 use http_kit::Problem;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::{
     AppState,
     auth::command_resource,
-    command_request::{CommandAccepted, IdPath, accepted, command_options, respond},
+    command_request::{CommandAccepted, IdPath, accepted, command_options, respond, run_command},
     error::ApiError,
 };
 

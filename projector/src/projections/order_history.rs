@@ -7,7 +7,7 @@ use read_models::tables;
 use sqlx::PgConnection;
 
 use super::postgres::PgReadModel;
-use crate::ProjectionError;
+use crate::{ProjectionError, metrics::Observed};
 
 pub struct OrderHistory;
 
@@ -21,7 +21,7 @@ impl PgReadModel for OrderHistory {
         conn: &mut PgConnection,
         generation: i32,
         events: &[RecordedEvent],
-    ) -> Result<(), ProjectionError> {
+    ) -> Result<Observed, ProjectionError> {
         let (
             mut orders,
             mut positions,
@@ -52,7 +52,7 @@ impl PgReadModel for OrderHistory {
             data.push(&recorded.data);
         }
         if orders.is_empty() {
-            return Ok(());
+            return Ok(Observed::default());
         }
         sqlx::query(&format!(
             "INSERT INTO {} (order_id, position, stream_type, version, type, recorded_at, data)
@@ -70,6 +70,6 @@ impl PgReadModel for OrderHistory {
         .bind(data)
         .execute(&mut *conn)
         .await?;
-        Ok(())
+        Ok(Observed::default())
     }
 }

@@ -1,6 +1,8 @@
-//! `order_list`: one row per order, filterable by customer and status, newest first.
+//! `order_list`: one row per order, filterable by customer and status, newest first. It also
+//! observes each order's decision for the saga-outcome metrics (`crate::metrics`): here the
+//! decision and the time the order was placed meet.
 
-use std::collections::HashMap;
+use std::{cell::RefCell, collections::HashMap};
 
 use domain::StreamType;
 use event_store::{PartitionKey, RecordedEvent};
@@ -12,6 +14,7 @@ use super::postgres::PgReadModel;
 use crate::{
     ProjectionError,
     fold::{Document, fold_documents, stream_ids},
+    metrics::Observed,
 };
 
 pub struct OrderList;
@@ -26,10 +29,10 @@ impl PgReadModel for OrderList {
         conn: &mut PgConnection,
         generation: i32,
         events: &[RecordedEvent],
-    ) -> Result<(), ProjectionError> {
+    ) -> Result<Observed, ProjectionError> {
         let ids = stream_ids(events, StreamType::Order);
         if ids.is_empty() {
-            return Ok(());
+            return Ok(Observed::default());
         }
         let table = tables::generation_table(Self::TABLE, generation);
         let stored: Vec<(Uuid, serde_json::Value, i64, i64)> = sqlx::query_as(&format!(
@@ -49,7 +52,28 @@ impl PgReadModel for OrderList {
                 },
             );
         }
-        let changed = fold_documents(&mut documents, events, StreamType::Order, OrderView::fold)?;
+        // Only events the documents have not seen yet reach the fold, so a batch read again
+        // observes nothing twice.
+        let observed = RefCell::new(Observed::default());
+        let changed = fold_documents(
+            &mut documents,
+            events,
+            StreamType::Order,
+            |before: Option<OrderView>, meta, event| {
+                let was = before.as_ref().map(|view| view.status);
+                let after = OrderView::fold(before, meta, event)?;
+                if let Some(was) = was {
+                    observed.borrow_mut().order_changed(
+                        was,
+                        after.status,
+                        after.rejection_reason,
+                        after.created_at,
+                        meta.recorded_at,
+                    );
+                }
+                Some(after)
+            },
+        )?;
         let (mut ids, mut customers, mut statuses, mut placed, mut last, mut docs) = (
             Vec::new(),
             Vec::new(),
@@ -84,6 +108,6 @@ impl PgReadModel for OrderList {
         .bind(docs)
         .execute(&mut *conn)
         .await?;
-        Ok(())
+        Ok(observed.into_inner())
     }
 }

@@ -10,7 +10,7 @@ use domain::StreamType;
 use event_store::{Batch, PartitionKey, RecordedEvent, checkpoints, checkpoints::Lease};
 use sqlx::{PgConnection, PgPool};
 
-use crate::{ProjectionError, subscription::Subscription};
+use crate::{ProjectionError, metrics::Observed, subscription::Subscription};
 
 /// A read model stored in `projection_store.<table>_g<generation>` and served through the view
 /// `read_model.<table>`.
@@ -22,12 +22,13 @@ pub trait PgReadModel: Send + Sync + 'static {
     /// What its rows are keyed by (and so its partitions).
     const KEY: PartitionKey;
 
-    /// Writes the effect of `events` into the tables of `generation`.
+    /// Writes the effect of `events` into the tables of `generation`, and returns what it
+    /// observed for the metrics (recorded only once the live copy's batch has committed).
     fn apply_batch(
         conn: &mut PgConnection,
         generation: i32,
         events: &[RecordedEvent],
-    ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
+    ) -> impl Future<Output = Result<Observed, ProjectionError>> + Send;
 }
 
 pub struct PgProjection<M> {
@@ -70,16 +71,18 @@ impl<M: PgReadModel> Subscription for PgProjection<M> {
         batch: &Batch,
     ) -> Result<bool, ProjectionError> {
         let mut tx = self.pool.begin().await?;
+        let mut observed = Observed::default();
         if !batch.events.is_empty() {
             let generation = checkpoints::layout(&mut *tx, M::NAME)
                 .await?
                 .map_or(1, |layout| layout.generation);
-            M::apply_batch(&mut tx, generation, &batch.events).await?;
+            observed = M::apply_batch(&mut tx, generation, &batch.events).await?;
         }
         if !checkpoints::advance_fenced(&mut tx, lease, from, batch.read_to).await? {
             return Ok(false);
         }
         tx.commit().await?;
+        observed.record();
         Ok(true)
     }
 }

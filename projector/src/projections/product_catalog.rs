@@ -13,6 +13,7 @@ use super::postgres::PgReadModel;
 use crate::{
     ProjectionError,
     fold::{Document, fold_documents, stream_ids},
+    metrics::Observed,
 };
 
 pub struct ProductCatalog;
@@ -27,10 +28,10 @@ impl PgReadModel for ProductCatalog {
         conn: &mut PgConnection,
         generation: i32,
         events: &[RecordedEvent],
-    ) -> Result<(), ProjectionError> {
+    ) -> Result<Observed, ProjectionError> {
         let ids = stream_ids(events, StreamType::Product);
         if ids.is_empty() {
-            return Ok(());
+            return Ok(Observed::default());
         }
         let table = tables::generation_table(Self::TABLE, generation);
         let stored: Vec<(Uuid, serde_json::Value, i64)> = sqlx::query_as(&format!(
@@ -80,6 +81,6 @@ impl PgReadModel for ProductCatalog {
         .bind(docs)
         .execute(&mut *conn)
         .await?;
-        Ok(())
+        Ok(Observed::default())
     }
 }

@@ -18,7 +18,8 @@ use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 
 use crate::projections::{
-    order_history::OrderHistory, order_list::OrderList, product_catalog::ProductCatalog,
+    event_feed::EventFeed, order_history::OrderHistory, order_list::OrderList,
+    product_catalog::ProductCatalog,
 };
 
 const BATCH: i64 = 1_000;
@@ -57,6 +58,7 @@ impl Rebuilder {
                 names::LOOKUPS => self.rebuild_lookups().await,
                 names::ORDER_LIST => self.rebuild_postgres::<OrderList>().await,
                 names::PRODUCT_CATALOG => self.rebuild_postgres::<ProductCatalog>().await,
+                names::EVENT_FEED => self.rebuild_postgres::<EventFeed>().await,
                 _ => self.rebuild_postgres::<OrderHistory>().await,
             };
             let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")

@@ -56,7 +56,8 @@ impl Rebuilder {
             let events = self.read(position).await?;
             let Some(last) = events.last() else { break };
             let mut tx = self.pool.begin().await?;
-            M::apply_batch(&mut tx, generation, &events).await?;
+            // A rebuild replays decisions already counted: what it observes is not new.
+            drop(M::apply_batch(&mut tx, generation, &events).await?);
             tx.commit().await?;
             position = last.position;
             progress.advance(events.len());
@@ -86,7 +87,7 @@ impl Rebuilder {
                     "the log ends at {position} but the live copy is at {live_position}: the event table changed under the rebuild"
                 );
             };
-            M::apply_batch(&mut tx, generation, &events).await?;
+            drop(M::apply_batch(&mut tx, generation, &events).await?);
             position = last.position;
             progress.advance(events.len());
         }

@@ -19,6 +19,7 @@ use crate::in_both_modes;
 in_both_modes!(
     an_unprocessable_event_is_parked_then_retried,
     a_parked_order_cancelled_meanwhile_holds_nothing_after_the_retry,
+    the_dashboard_retries_over_http_with_the_operator_token,
 );
 
 /// Parked events over all subscriptions (each partition's item shows its subscription's).
@@ -149,4 +150,77 @@ async fn a_parked_order_cancelled_meanwhile_holds_nothing_after_the_retry(system
     assert_eq!(product["stock_reserved"], 0, "{product}");
     let (_, customer_doc) = system.read(&format!("/customers/{customer}")).await;
     assert_eq!(customer_doc["credit_reserved_cents"], 0, "{customer_doc}");
+}
+
+/// `POST /dead-letters/retry` on the projector, as the dashboard's retry button calls it: from
+/// the dashboard's origin (CORS), with the operator token.
+async fn the_dashboard_retries_over_http_with_the_operator_token(system: &TestSystem) {
+    let (_, order, missing_product) = park_an_order_for_a_missing_product(system).await;
+    let retry = format!("{}/dead-letters/retry", system.projector_base().await);
+    let post = |token: Option<&str>| {
+        let request = system
+            .client
+            .post(&retry)
+            .header("Origin", testkit::DASHBOARD_ORIGIN);
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    };
+
+    // The browser asks first; only the dashboard's origin may send the token.
+    let preflight = |origin: &str| {
+        system
+            .client
+            .request(reqwest::Method::OPTIONS, &retry)
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header("Access-Control-Request-Headers", "authorization")
+            .send()
+    };
+    let allowed = preflight(testkit::DASHBOARD_ORIGIN)
+        .await
+        .expect("preflight");
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        testkit::DASHBOARD_ORIGIN
+    );
+    let elsewhere = preflight("http://elsewhere.test").await.expect("preflight");
+    assert!(
+        !elsewhere
+            .headers()
+            .contains_key("access-control-allow-origin"),
+        "another origin was allowed"
+    );
+
+    for token in [None, Some("not-the-token"), Some(testkit::TOKEN)] {
+        let refused = post(token).send().await.expect("sent");
+        assert_eq!(
+            refused.status(),
+            reqwest::StatusCode::UNAUTHORIZED,
+            "{token:?}"
+        );
+        assert_eq!(refused.headers()["www-authenticate"], "Bearer");
+        // The dashboard can read the refusal and say so.
+        assert_eq!(
+            refused.headers()["access-control-allow-origin"],
+            testkit::DASHBOARD_ORIGIN
+        );
+    }
+    assert_eq!(dead_letters(system).await, 1);
+
+    add_the_missing_product(system, missing_product).await;
+    let retried = post(Some(testkit::OPERATOR_TOKEN))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(retried.status(), reqwest::StatusCode::OK);
+    let body: Value = retried.json().await.expect("JSON");
+    assert_eq!(
+        body,
+        serde_json::json!({"processed": 1, "still_failing": 0})
+    );
+    assert_eq!(dead_letters(system).await, 0);
+    assert_eq!(system.settled_order(order).await["status"], "approved");
 }

@@ -1,6 +1,7 @@
 //! One module per resource; `health` holds the operational endpoints.
 
 pub mod customers;
+pub mod dashboard;
 pub mod health;
 pub mod orders;
 pub mod products;

@@ -2,8 +2,10 @@
 //! its own database and Redis prefix.
 
 mod consistency;
+mod dashboard;
 mod faults;
 mod lists;
+mod metrics;
 mod openapi;
 mod rebuilds;
 mod security;

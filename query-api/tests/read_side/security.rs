@@ -20,10 +20,18 @@ async fn the_query_role_reads_read_models_only(
         .execute(&reader)
         .await
         .expect("may see the head");
+    for dashboard_view in ["read_model.event_feed", "read_model.dead_letters"] {
+        sqlx::query(&format!("SELECT count(*) FROM {dashboard_view}"))
+            .execute(&reader)
+            .await
+            .expect("may read what the dashboard shows");
+    }
     for forbidden in [
         "SELECT * FROM public.events",
         "SELECT * FROM projection_store.orders_g1",
         "SELECT * FROM projector.checkpoints",
+        "SELECT * FROM projector.dead_letters",
+        "SELECT * FROM projection_store.event_feed_g1",
         "INSERT INTO read_model.orders (id, customer_id, status, placed_position, last_position, doc)
          VALUES (gen_random_uuid(), gen_random_uuid(), 'pending', 1, 1, '{}')",
         "DELETE FROM read_model.products",

@@ -76,6 +76,36 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Connections a pool holds, by `pool` and `state` (`in_use`, `idle`).
+pub const POOL_CONNECTIONS: &str = "db_pool_connections";
+/// The most connections a pool may open, by `pool`.
+pub const POOL_MAX_CONNECTIONS: &str = "db_pool_max_connections";
+
+/// Sets the gauges of `pool`'s use under the label `pool="<name>"`. Each service calls it
+/// before every scrape of `/metrics` (`ServerConfig::sample_before_scrape`); a pool that stays
+/// at its maximum in use makes requests wait for connections (then 503 after the acquire
+/// timeout).
+pub fn record_pool_use(pool: &PgPool, name: &'static str) {
+    static DESCRIBED: std::sync::Once = std::sync::Once::new();
+    DESCRIBED.call_once(|| {
+        metrics::describe_gauge!(
+            POOL_CONNECTIONS,
+            metrics::Unit::Count,
+            "PostgreSQL connections the pool holds, by pool and state (in_use, idle)"
+        );
+        metrics::describe_gauge!(
+            POOL_MAX_CONNECTIONS,
+            metrics::Unit::Count,
+            "The most PostgreSQL connections the pool may open"
+        );
+    });
+    let (size, idle) = (pool.size(), pool.num_idle() as u32);
+    let in_use = size.saturating_sub(idle);
+    metrics::gauge!(POOL_CONNECTIONS, "pool" => name, "state" => "in_use").set(in_use);
+    metrics::gauge!(POOL_CONNECTIONS, "pool" => name, "state" => "idle").set(idle);
+    metrics::gauge!(POOL_MAX_CONNECTIONS, "pool" => name).set(pool.options().get_max_connections());
+}
+
 /// Failures that pass with time: connection loss, pool exhaustion, serialization failures and
 /// deadlocks, and the server's own trouble (too many connections, a cancelled statement, a
 /// shutdown or failover). Data, integrity and syntax errors are deterministic and do not pass.

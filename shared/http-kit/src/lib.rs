@@ -4,6 +4,7 @@
 //! listener that turns a notification stream into a wake-up signal. Nothing here knows the
 //! domain, PostgreSQL or Redis.
 
+pub mod bearer;
 mod docs;
 pub mod json_integer;
 mod middleware;
@@ -19,7 +20,7 @@ pub use problem::{
     PROBLEM_CONTENT_TYPE, Problem, ProblemField, json_config, path_config, payload_config,
     query_config, resource_for, route_not_found,
 };
-pub use server::{ApiServer, ServerConfig};
+pub use server::{ApiServer, Sampler, ServerConfig};
 
 /// Re-exported for `answer_with_problem!`.
 #[doc(hidden)]

@@ -2,7 +2,7 @@
 //! every error, body and parameter limits, API docs, 404 for unknown routes) in one place, and
 //! the service's own routes and state from `configure`.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use actix_web::{
     App, HttpServer,
@@ -30,7 +30,17 @@ pub struct ServerConfig {
     pub workers: Option<usize>,
     /// Stop on SIGTERM/SIGINT by itself; off when the service owns its shutdown.
     pub handle_signals: bool,
+    /// Run before each `/metrics` render, to set gauges read from state (a pool's use).
+    pub samplers: Vec<Sampler>,
 }
+
+/// Sets gauges from the current state of something the server holds; run at every scrape, so
+/// the values are as fresh as the scrape and nothing runs when nobody looks.
+pub type Sampler = Arc<dyn Fn() + Send + Sync>;
+
+/// The samplers of one server, as `/metrics` finds them.
+#[derive(Clone, Default)]
+pub(crate) struct ScrapeSamplers(pub(crate) Vec<Sampler>);
 
 impl ServerConfig {
     pub fn new(addr: impl Into<String>, addr_variable: &'static str) -> Self {
@@ -40,7 +50,13 @@ impl ServerConfig {
             openapi: None,
             workers: None,
             handle_signals: true,
+            samplers: Vec::new(),
         }
+    }
+    /// Runs `sample` before each `/metrics` render (e.g. `database::record_pool_use`).
+    pub fn sample_before_scrape(mut self, sample: impl Fn() + Send + Sync + 'static) -> Self {
+        self.samplers.push(Arc::new(sample));
+        self
     }
     pub fn openapi(mut self, openapi: utoipa::openapi::OpenApi) -> Self {
         self.openapi = Some(openapi);
@@ -74,7 +90,9 @@ impl ApiServer {
             openapi,
             workers,
             handle_signals,
+            samplers,
         } = config;
+        let samplers = web::Data::new(ScrapeSamplers(samplers));
         let listener = std::net::TcpListener::bind(&addr).with_context(|| {
             format!("cannot listen on {addr}: is another process using it? (set {addr_variable})")
         })?;
@@ -83,6 +101,7 @@ impl ApiServer {
             let openapi = openapi.clone();
             App::new()
                 .wrap(from_fn(observe_requests))
+                .app_data(samplers.clone())
                 .app_data(json_config())
                 .app_data(path_config())
                 .app_data(query_config())

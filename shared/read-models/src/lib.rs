@@ -23,8 +23,16 @@ pub mod names {
     pub const PRODUCT_CATALOG: &str = "product_catalog";
     /// PostgreSQL: each order's events, including the saga's steps on other aggregates.
     pub const ORDER_HISTORY: &str = "order_history";
+    /// PostgreSQL: every event in position order (the dashboard's newest events and rate).
+    pub const EVENT_FEED: &str = "event_feed";
 
-    pub const READ_MODELS: [&str; 4] = [LOOKUPS, ORDER_LIST, PRODUCT_CATALOG, ORDER_HISTORY];
+    pub const READ_MODELS: [&str; 5] = [
+        LOOKUPS,
+        ORDER_LIST,
+        PRODUCT_CATALOG,
+        ORDER_HISTORY,
+        EVENT_FEED,
+    ];
 }
 
 /// The PostgreSQL read-model tables: `projection_store.<table>_g<generation>` holds each
@@ -33,6 +41,7 @@ pub mod tables {
     pub const ORDERS: &str = "orders";
     pub const PRODUCTS: &str = "products";
     pub const ORDER_HISTORY: &str = "order_history";
+    pub const EVENT_FEED: &str = "event_feed";
 
     /// The table of one generation, e.g. `projection_store.orders_g2`.
     pub fn generation_table(table: &str, generation: i32) -> String {
