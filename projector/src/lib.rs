@@ -7,6 +7,7 @@ mod fold;
 mod progress;
 pub mod projections;
 pub mod rebuild;
+pub mod relay;
 mod routes;
 mod runner;
 pub mod saga;

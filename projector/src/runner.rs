@@ -20,6 +20,7 @@ use crate::{
         postgres::PgProjection,
         product_catalog::ProductCatalog,
     },
+    relay::NatsRelay,
     saga::{
         SagaMode, SagaSubscription,
         choreography::{CreditHandler, OrderHandler, StockHandler},
@@ -37,6 +38,8 @@ pub struct Runner {
     saga_mode: SagaMode,
     /// Snapshot aggregates the saga writes every N events (0: never).
     snapshot_every: i64,
+    /// The relay to NATS JetStream, when NATS_URL is set.
+    relay: Option<NatsRelay>,
 }
 
 #[derive(Clone)]
@@ -55,13 +58,14 @@ enum Step {
 }
 
 impl Runner {
-    pub fn new(projector: Projector, settings: &Settings) -> Self {
+    pub fn new(projector: Projector, settings: &Settings, relay: Option<NatsRelay>) -> Self {
         Self {
             projector,
             batch_size: settings.batch_size,
             poll_interval: settings.poll_interval(),
             saga_mode: settings.saga_mode,
             snapshot_every: settings.snapshot_every,
+            relay,
         }
     }
 
@@ -93,6 +97,9 @@ impl Runner {
             PgProjection::<OrderHistory>::new(pool.clone()),
             looping.clone(),
         ));
+        if let Some(relay) = self.relay {
+            subscriptions.spawn(run_subscription(relay, looping.clone()));
+        }
         let snapshot_every = self.snapshot_every;
         adopt_saga_mode(&pool, self.saga_mode, &looping.shutdown).await;
         match self.saga_mode {

@@ -13,7 +13,13 @@ use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-use crate::{rebuild::Rebuilder, routes, runner::Runner, saga::SagaMode};
+use crate::{
+    rebuild::Rebuilder,
+    relay::{NatsRelay, RelayArgs},
+    routes,
+    runner::Runner,
+    saga::SagaMode,
+};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
@@ -35,6 +41,9 @@ pub struct Settings {
     /// How often an idle subscription looks for work without a wake-up (and checks Redis).
     #[arg(long, env = "PROJECTOR_POLL_INTERVAL_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub poll_interval_ms: u64,
+    /// The relay of integration events to NATS JetStream (off unless NATS_URL is set).
+    #[command(flatten)]
+    pub relay: RelayArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -89,7 +98,8 @@ impl Application {
         let server = ApiServer::start(config, move |cfg| {
             cfg.app_data(dependencies.clone()).configure(routes::router);
         })?;
-        let runner = Runner::new(projector, &settings);
+        let relay = NatsRelay::connect(&settings.relay, projector.pool.clone()).await?;
+        let runner = Runner::new(projector, &settings, relay);
         Ok(Self { server, runner })
     }
 

@@ -2,6 +2,7 @@
 //! test's own database (from `#[sqlx::test]`) and its own Redis key prefix, with methods that
 //! let tests read as stories. Dropping it deletes the prefix's Redis keys.
 
+pub mod nats;
 mod snapshot;
 
 use std::{
@@ -86,6 +87,7 @@ pub struct TestSystemBuilder {
     saga_mode: SagaMode,
     read_side: bool,
     snapshot_every: i64,
+    projector_args: Vec<String>,
 }
 
 impl Default for TestSystemBuilder {
@@ -94,6 +96,7 @@ impl Default for TestSystemBuilder {
             saga_mode: SagaMode::Orchestration,
             read_side: true,
             snapshot_every: 100,
+            projector_args: Vec::new(),
         }
     }
 }
@@ -110,6 +113,11 @@ impl TestSystemBuilder {
     }
     pub fn snapshot_every(mut self, snapshot_every: i64) -> Self {
         self.snapshot_every = snapshot_every;
+        self
+    }
+    /// More command-line settings for the projector (e.g. `nats::TestStream::projector_args`).
+    pub fn projector_args(mut self, args: impl IntoIterator<Item = String>) -> Self {
+        self.projector_args.extend(args);
         self
     }
 
@@ -173,6 +181,7 @@ impl TestSystemBuilder {
             connect_options,
             saga_mode: self.saga_mode,
             snapshot_every: self.snapshot_every,
+            projector_args: self.projector_args,
             pool,
             redis,
             keys,
@@ -193,6 +202,7 @@ pub struct TestSystem {
     connect_options: PgConnectOptions,
     pub saga_mode: SagaMode,
     snapshot_every: i64,
+    projector_args: Vec<String>,
     /// A pool on the test's database, for tests that look into it.
     pub pool: PgPool,
     pub redis: ConnectionManager,
@@ -258,28 +268,32 @@ impl TestSystem {
             SagaMode::Orchestration => "orchestration",
             SagaMode::Choreography => "choreography",
         };
+        let mut args: Vec<String> = [
+            "projector",
+            "--database-url",
+            &url,
+            "--redis-url",
+            &redis_url(),
+            "--redis-key-prefix",
+            self.keys.prefix(),
+            "--addr",
+            "127.0.0.1:0",
+            "--saga-mode",
+            mode,
+            "--batch-size",
+            "50",
+            "--poll-interval-ms",
+            "100",
+            "--snapshot-every",
+            &self.snapshot_every.to_string(),
+        ]
+        .map(String::from)
+        .into();
+        args.extend(self.projector_args.iter().cloned());
         projector::Application::build(
-            projector::cli::Cli::try_parse_from([
-                "projector",
-                "--database-url",
-                &url,
-                "--redis-url",
-                &redis_url(),
-                "--redis-key-prefix",
-                self.keys.prefix(),
-                "--addr",
-                "127.0.0.1:0",
-                "--saga-mode",
-                mode,
-                "--batch-size",
-                "50",
-                "--poll-interval-ms",
-                "100",
-                "--snapshot-every",
-                &self.snapshot_every.to_string(),
-            ])
-            .expect("projector settings")
-            .settings,
+            projector::cli::Cli::try_parse_from(args)
+                .expect("projector settings")
+                .settings,
         )
         .await
         .expect("projector starts")
