@@ -289,6 +289,11 @@ impl TestSystem {
         ]
         .map(String::from)
         .into();
+        // The relay only where a test asks for it: a NATS_URL in the environment (scripts/test
+        // exports one for the tests' own connections) must not turn it on for every test.
+        if !self.projector_args.iter().any(|arg| arg == "--nats-url") {
+            args.extend(["--nats-url".to_owned(), String::new()]);
+        }
         args.extend(self.projector_args.iter().cloned());
         projector::Application::build(
             projector::cli::Cli::try_parse_from(args)
