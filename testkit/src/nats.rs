@@ -24,8 +24,9 @@ pub fn shared_url() -> String {
         .unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned())
 }
 
-/// A stream name and subject prefix no other test uses, on the server at `url`.
-#[derive(Debug, Clone)]
+/// A stream name and subject prefix no other test uses, on the server at `url`. The stream is
+/// deleted when the value is dropped (also when the test fails half-way).
+#[derive(Debug)]
 pub struct TestStream {
     pub url: String,
     pub name: String,
@@ -96,6 +97,29 @@ impl TestStream {
         if let Ok(client) = async_nats::connect(&self.url).await {
             let _ = jetstream::new(client).delete_stream(&self.name).await;
         }
+    }
+}
+
+impl Drop for TestStream {
+    fn drop(&mut self) {
+        // Drop cannot await, and the test's runtime may be the current thread: delete from a
+        // thread and runtime of its own.
+        let (url, name) = (self.url.clone(), self.name.clone());
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let connected =
+                    tokio::time::timeout(Duration::from_secs(2), async_nats::connect(url.as_str()))
+                        .await;
+                if let Ok(Ok(client)) = connected {
+                    let _ = jetstream::new(client).delete_stream(&name).await;
+                }
+            });
+            Ok::<_, std::io::Error>(())
+        });
+        let _ = deleted.join();
     }
 }
 

@@ -403,27 +403,46 @@ mod tests {
             .relay
     }
 
+    // Every value is given: the settings also read the environment (NATS_URL, ...), which a
+    // developer's shell or scripts/test may set. The defaults are checked on a real stream in
+    // tests/relay.
     #[test]
     fn the_relay_is_off_without_a_url_and_checks_its_settings() {
-        assert_eq!(parse(&[]).url(), None);
+        assert_eq!(parse(&["--nats-url", ""]).url(), None);
         assert_eq!(parse(&["--nats-url", " "]).url(), None);
-        let args = parse(&["--nats-url", "nats://127.0.0.1:4222"]);
+        let valid = [
+            "--nats-url",
+            "nats://127.0.0.1:4222",
+            "--nats-stream",
+            "SHOP_EVENTS",
+            "--nats-subject-prefix",
+            "acme.shop",
+            "--nats-stream-max-age-hours",
+            "1",
+            "--nats-duplicate-window-secs",
+            "60",
+        ];
+        let args = parse(&valid);
+        assert_eq!(args.url(), Some("nats://127.0.0.1:4222"));
         let settings = args.stream_settings().expect("valid");
-        assert_eq!(settings.name, "SHOP_EVENTS");
-        assert_eq!(settings.config().subjects, vec!["shop.events.>".to_owned()]);
-        assert_eq!(settings.duplicate_window, Duration::from_secs(120));
-        assert_eq!(settings.max_age, Duration::from_secs(7 * 24 * 3_600));
-        for bad in [
-            &["--nats-stream", "SHOP.EVENTS"][..],
-            &["--nats-subject-prefix", "shop.*"],
-            &[
-                "--nats-stream-max-age-hours",
-                "1",
-                "--nats-duplicate-window-secs",
-                "7200",
-            ],
+        assert_eq!(
+            settings.config().subjects,
+            vec!["acme.shop.events.>".to_owned()]
+        );
+        assert_eq!(settings.duplicate_window, Duration::from_secs(60));
+        assert_eq!(settings.max_age, Duration::from_secs(3_600));
+        for (flag, bad) in [
+            ("--nats-stream", "SHOP.EVENTS"),
+            ("--nats-subject-prefix", "shop.*"),
+            ("--nats-duplicate-window-secs", "7200"),
         ] {
-            assert!(parse(bad).stream_settings().is_err(), "{bad:?}");
+            let mut args = valid;
+            let at = args
+                .iter()
+                .position(|arg| *arg == flag)
+                .expect("a flag of `valid`");
+            args[at + 1] = bad;
+            assert!(parse(&args).stream_settings().is_err(), "{flag} {bad}");
         }
     }
 
