@@ -263,4 +263,13 @@ pub fn describe_metrics() {
         metrics::Unit::Count,
         "Messages of the stream not yet delivered to this consumer"
     );
+    // Shown from the start (at zero), not only once something happened.
+    for counter in [
+        "notifications_duplicates_dropped_total",
+        "notifications_redeliveries_total",
+        "notifications_events_rejected_total",
+        "notifications_broker_errors_total",
+    ] {
+        metrics::counter!(counter).increment(0);
+    }
 }

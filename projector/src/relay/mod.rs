@@ -373,6 +373,14 @@ fn describe_metrics() {
         metrics::Unit::Count,
         "Events in the log after the relay's checkpoint (not yet published)"
     );
+    // Shown from the start (at zero), not only once something happened.
+    for counter in [
+        "relay_duplicates_dropped_total",
+        "relay_events_not_public_total",
+        "relay_broker_errors_total",
+    ] {
+        metrics::counter!(counter).increment(0);
+    }
 }
 
 /// The URL without its password, for logs and errors.
