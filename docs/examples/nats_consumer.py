@@ -26,7 +26,6 @@ import sqlite3
 import sys
 
 import nats
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 
@@ -73,7 +72,7 @@ async def consume(args):
         while True:
             try:
                 messages = await sub.fetch(batch=50, timeout=1)
-            except NatsTimeout:
+            except asyncio.TimeoutError:  # nats-py raises its own subclass, or this one
                 if args.until_idle:
                     break
                 continue

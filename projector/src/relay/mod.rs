@@ -318,8 +318,7 @@ impl Projection for NatsRelay {
             return Err(self.broker_error("not connected; reconnecting"));
         }
         let envelopes = public::envelopes(&self.pool, events).await?;
-        metrics::counter!("relay_events_not_public_total")
-            .increment((events.len() - envelopes.len()) as u64);
+        let not_public = events.len() - envelopes.len();
         // One batch at a time: the stream head is read and moved under this lock.
         let mut known = self.stream_head.lock().await;
         let head = self.stream_head(&mut known).await?;
@@ -342,7 +341,11 @@ impl Projection for NatsRelay {
             });
         }
         drop(known);
-        self.advance(from, last.position).await
+        let moved = self.advance(from, last.position).await?;
+        if moved {
+            metrics::counter!("relay_events_not_public_total").increment(not_public as u64);
+        }
+        Ok(moved)
     }
 
     async fn record_error(&self, error: Option<&str>) {
