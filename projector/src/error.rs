@@ -12,6 +12,9 @@ pub enum ProjectionError {
     Redis(#[from] redis::RedisError),
     #[error("{0}")]
     Corrupt(String),
+    /// The message broker did not take a publish (the relay): down, unreachable, or refusing.
+    #[error("NATS: {0}")]
+    Broker(String),
     /// The subscription's checkpoint was retired (another projector switched the saga mode).
     #[error("the {0} subscription was retired")]
     Retired(&'static str),
@@ -23,7 +26,7 @@ impl ProjectionError {
         match self {
             Self::Store(error) => error.is_transient(),
             Self::Database(error) => database::is_transient(error),
-            Self::Redis(_) => true,
+            Self::Redis(_) | Self::Broker(_) => true,
             Self::Corrupt(_) | Self::Retired(_) => false,
         }
     }

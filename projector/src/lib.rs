@@ -8,6 +8,7 @@ pub mod metrics;
 mod progress;
 pub mod projections;
 pub mod rebuild;
+pub mod relay;
 mod routes;
 mod runner;
 pub mod saga;

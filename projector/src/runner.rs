@@ -20,6 +20,7 @@ use crate::{
         postgres::PgProjection,
         product_catalog::ProductCatalog,
     },
+    relay::NatsRelay,
     saga::{
         SagaMode, SagaSubscription,
         choreography::{CreditHandler, OrderHandler, StockHandler},
@@ -36,10 +37,12 @@ pub struct Runner {
     saga_mode: SagaMode,
     snapshot_every: i64,
     partitions: i32,
+    /// The relay to NATS JetStream, when NATS_URL is set.
+    relay: Option<NatsRelay>,
 }
 
 impl Runner {
-    pub fn new(projector: Projector, settings: &Settings) -> Self {
+    pub fn new(projector: Projector, settings: &Settings, relay: Option<NatsRelay>) -> Self {
         Self {
             projector,
             batch_size: settings.batch_size,
@@ -47,11 +50,12 @@ impl Runner {
             saga_mode: settings.saga_mode,
             snapshot_every: settings.snapshot_every,
             partitions: settings.partitions(),
+            relay,
         }
     }
 
     /// Runs until `shutdown` becomes true; each partition finishes its batch in flight.
-    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+    pub async fn run(mut self, shutdown: watch::Receiver<bool>) {
         let Projector { pool, redis, keys } = self.projector.clone();
         tracing::info!(saga_mode = ?self.saga_mode, partitions = self.partitions, "projector starting");
         let snapshot_every = self.snapshot_every;
@@ -67,6 +71,11 @@ impl Runner {
             Registration::new(PgProjection::<OrderHistory>::new(pool.clone())),
             Registration::new(PgProjection::<EventFeed>::new(pool.clone())),
         ];
+        let relay = self.relay.take();
+        let relayed = relay.is_some();
+        if let Some(relay) = relay {
+            subscriptions.push(Registration::new(relay));
+        }
         match self.saga_mode {
             SagaMode::Orchestration => subscriptions.push(Registration::new(
                 SagaSubscription::new(pool.clone(), Orchestrator, snapshot_every),
@@ -89,7 +98,7 @@ impl Runner {
                 )));
             }
         }
-        if !self.set_up(&pool, &shutdown).await {
+        if !self.set_up(&pool, relayed, &shutdown).await {
             return;
         }
         let context = WorkerContext {
@@ -106,10 +115,10 @@ impl Runner {
 
     /// Makes every subscription exist in its configured partitions (the read models from
     /// position 0, the saga where it already is), retrying until the database answers.
-    async fn set_up(&self, pool: &PgPool, shutdown: &watch::Receiver<bool>) -> bool {
+    async fn set_up(&self, pool: &PgPool, relayed: bool, shutdown: &watch::Receiver<bool>) -> bool {
         let mut attempt = 0;
         while !*shutdown.borrow() {
-            match self.try_set_up(pool).await {
+            match self.try_set_up(pool, relayed).await {
                 Ok(()) => return true,
                 Err(error) => {
                     attempt += 1;
@@ -121,7 +130,7 @@ impl Runner {
         false
     }
 
-    async fn try_set_up(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+    async fn try_set_up(&self, pool: &PgPool, relayed: bool) -> Result<(), sqlx::Error> {
         let lookups_partitions = Lookups::new(
             self.projector.redis.clone(),
             self.projector.keys.clone(),
@@ -138,6 +147,12 @@ impl Runner {
             };
             let mut tx = pool.begin().await?;
             checkpoints::ensure(&mut tx, name, partitions, 0).await?;
+            tx.commit().await?;
+        }
+        if relayed {
+            // One partition: see `NatsRelay`.
+            let mut tx = pool.begin().await?;
+            checkpoints::ensure(&mut tx, crate::relay::NAME, 1, 0).await?;
             tx.commit().await?;
         }
         crate::saga::adopt_mode(pool, self.saga_mode, self.partitions).await

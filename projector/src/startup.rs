@@ -13,7 +13,13 @@ use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-use crate::{rebuild::Rebuilder, routes, runner::Runner, saga::SagaMode};
+use crate::{
+    rebuild::Rebuilder,
+    relay::{NatsRelay, RelayArgs},
+    routes,
+    runner::Runner,
+    saga::SagaMode,
+};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
@@ -51,6 +57,9 @@ pub struct Settings {
     /// Where the query-api listens; gives the default dashboard origin.
     #[arg(long, env = "QUERY_API_ADDR", default_value = "127.0.0.1:8081")]
     pub query_api_addr: String,
+    /// The relay of integration events to NATS JetStream (off unless NATS_URL is set).
+    #[command(flatten)]
+    pub relay: RelayArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -144,8 +153,9 @@ impl Application {
             cfg.app_data(dependencies.clone());
             routes::router(cfg, operator.clone());
         })?;
+        let relay = NatsRelay::connect(&settings.relay, projector.pool.clone()).await?;
         crate::metrics::describe(); // the server installed the recorder
-        let runner = Runner::new(projector, &settings);
+        let runner = Runner::new(projector, &settings, relay);
         Ok(Self { server, runner })
     }
 

@@ -7,6 +7,8 @@
 #                             (--nats: also ensure_nats)
 #   ensure_database NAME      creates database NAME on that server if it does not exist
 #   ensure_nats               a NATS server with JetStream answers; exports NATS_URL
+#   nats_delete_stream URL NAME  deletes JetStream stream NAME (and its consumers) on the NATS at
+#                             URL (nats://host:port); returns 1 with a message if it cannot
 #   ensure_chromium           Chromium renders headless; exports CHROMIUM (returns 1, never exits)
 #   ensure_node_package_dir D npm ci / npm install in folder D (returns 1, never exits)
 #
@@ -478,6 +480,48 @@ _services_nats_probe_inner() {
 services_nats_probe() {
     timeout 8 bash -c "$(declare -f _services_nats_probe_inner); _services_nats_probe_inner \"\$@\"" \
         _ "$1" "$2" 2>/dev/null </dev/null || true
+}
+
+# The request below, run in a child bash under `timeout`: connects to HOST PORT, sends PAYLOAD to
+# SUBJECT with a reply inbox, and prints the reply's payload (nothing if none came). There is no
+# NATS command-line tool in Debian to do this with, and the protocol is a few text lines.
+_services_nats_request_inner() {
+    local line payload
+    exec 3<>"/dev/tcp/$1/$2" || return 0
+    IFS= read -r -t 3 line <&3 || return 0
+    printf '%s\r\n' 'CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":true,"name":"cqrs-shop services.sh"}' \
+        'SUB _INBOX.cqrs_shop_request 1' "PUB $3 _INBOX.cqrs_shop_request ${#4}" "$4" >&3
+    while IFS= read -r -t 5 line <&3; do
+        line=${line%$'\r'}
+        case $line in
+            'MSG '*)
+                IFS= read -r -t 3 payload <&3 || payload=""
+                printf '%s\n' "${payload%$'\r'}"
+                return 0 ;;
+            'HMSG '* | -ERR*) return 0 ;;
+        esac
+    done
+}
+
+# services_nats_request HOST PORT SUBJECT PAYLOAD: prints the reply's payload.
+services_nats_request() {
+    timeout 10 bash -c "$(declare -f _services_nats_request_inner); _services_nats_request_inner \"\$@\"" \
+        _ "$1" "$2" "$3" "$4" 2>/dev/null </dev/null || true
+}
+
+nats_delete_stream() {
+    local url=${1:?nats_delete_stream needs a NATS URL} name=${2:?nats_delete_stream needs a stream name}
+    local address host port reply
+    address=${url#nats://}
+    address=${address##*@}
+    host=${address%:*}
+    port=${address##*:}
+    # shellcheck disable=SC2016 # $JS.API... is a NATS subject, not a variable
+    reply=$(services_nats_request "$host" "$port" "\$JS.API.STREAM.DELETE.$name" "")
+    case $reply in
+        *'"success":true'* | *'"err_code":10059'*) return 0 ;;   # deleted, or not there
+        *) services_log "could not delete the NATS stream $name on $host:$port: ${reply:-no answer}"; return 1 ;;
+    esac
 }
 
 # Prints the nats-server binary (Debian installs it in /usr/sbin, not on a user's PATH).

@@ -5,7 +5,7 @@
 # ports and token, so any number of suites and scripts/run can run on one machine at once.
 # Source this file (it sources services.sh and app.sh), then:
 #
-#   system_start [--release] [--saga-mode M] [--no-build]
+#   system_start [--release] [--saga-mode M] [--no-build] [--nats]
 #       Makes PostgreSQL and Redis answer (ensure_services), builds the binaries (`cargo build
 #       --bins`, quietly; --release for release ones; --no-build to use what is there, in
 #       $CARGO_TARGET_DIR or target/), creates the database cqrs_it_<id>, picks three free ports,
@@ -13,6 +13,10 @@
 #       migrations), makes the query-api's login cqrs_query_login, starts projector and
 #       query-api, and waits until each answers /readyz. Registers system_stop on EXIT (chained
 #       before any EXIT trap already set; an EXIT trap set afterwards must call system_stop).
+#       --nats: also makes NATS with JetStream answer (ensure_nats), turns the projector's relay on
+#       with a stream CQRS_IT_<ID> and subject prefix cqrs_it_<id> of the system's own, and starts
+#       the notifications service (its schema in the system's database) on a fourth port.
+#       Without it the relay stays off, whatever NATS_URL the environment holds.
 #       Exports:
 #         SYSTEM_COMMAND_URL SYSTEM_QUERY_URL SYSTEM_PROJECTOR_URL   http://127.0.0.1:<port>
 #         SYSTEM_TOKEN                the command-api's bearer token
@@ -23,16 +27,19 @@
 #         SYSTEM_LOG_DIR              <service>.log of each service (restarts append)
 #         SYSTEM_BIN_DIR SYSTEM_SAGA_MODE SYSTEM_ID
 #         SYSTEM_COMMAND_PID SYSTEM_QUERY_PID SYSTEM_PROJECTOR_PID
+#       and with --nats:
+#         SYSTEM_NATS_URL SYSTEM_NATS_STREAM SYSTEM_NATS_PREFIX
+#         SYSTEM_NOTIFICATIONS_URL SYSTEM_NOTIFICATIONS_PID
 #       Any other setting of the services (SNAPSHOT_EVERY, RUST_LOG, ...) passes through from the
 #       environment. Exits (via EXIT, cleaning up) if the system cannot be started. Call it in the
 #       script's own shell, not in $(...) or a pipeline: the services are that shell's children.
 #   system_stop
 #       Stops the services (SIGTERM, then SIGKILL after 10 s), drops the database (ending its
-#       sessions first), deletes the Redis keys of the prefix (SCAN + UNLINK, never FLUSH*) and
-#       the log folder; the log folder is kept, and its path printed, when the script is exiting
+#       sessions first), deletes the Redis keys of the prefix (SCAN + UNLINK, never FLUSH*), the
+#       NATS stream (with --nats) and the log folder; the log folder is kept, and its path printed, when the script is exiting
 #       with a failure or SYSTEM_KEEP_LOGS=1. Idempotent. Returns 1 if something was left behind.
-#   system_kill SERVICE       SIGKILL one service (command-api, query-api or projector); returns
-#                             once it is gone
+#   system_kill SERVICE       SIGKILL one service (command-api, query-api, projector, or with
+#                             --nats notifications); returns once it is gone
 #   system_restart SERVICE    stops it if it runs (SIGTERM, then SIGKILL after 10 s), starts it
 #                             again on the same port and settings, waits for /readyz; exports its
 #                             new pid
@@ -47,6 +54,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/services.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/app.sh"
 
 _system_started=""
+_system_nats=""
 declare -A _system_pid=() _system_port=()
 
 system__die() {
@@ -60,12 +68,13 @@ system__pid_var() {
         command-api) echo SYSTEM_COMMAND_PID ;;
         query-api) echo SYSTEM_QUERY_PID ;;
         projector) echo SYSTEM_PROJECTOR_PID ;;
+        notifications) echo SYSTEM_NOTIFICATIONS_PID ;;
     esac
 }
 
 system__check_service() {
     [[ ${_system_pid[$1]+set} ]] ||
-        system__die "unknown service '$1' (or the system is not started): use command-api, query-api or projector"
+        system__die "unknown service '$1' (or the system is not started): use command-api, query-api, projector (or notifications, started with --nats)"
 }
 
 # Starts SERVICE in the background with the system's settings.
@@ -77,9 +86,19 @@ system__launch() {
         QUERY_API_ADDR="127.0.0.1:${_system_port[query-api]}"
         PROJECTOR_ADDR="127.0.0.1:${_system_port[projector]}"
         LOG_FORMAT="${LOG_FORMAT:-json}" COMMAND_API_INSECURE=)
+    # The relay is on with --nats only; an empty NATS_URL keeps it off.
+    local nats_env=(NATS_URL=)
+    if [[ -n $_system_nats ]]; then
+        nats_env=(NATS_URL="$SYSTEM_NATS_URL" NATS_STREAM="$SYSTEM_NATS_STREAM" NATS_SUBJECT_PREFIX="$SYSTEM_NATS_PREFIX")
+    fi
     case $name in
         command-api) app_start "$name" "$SYSTEM_BIN_DIR" "$SYSTEM_LOG_DIR/$name.log" "${common[@]}" COMMAND_API_TOKEN="$SYSTEM_TOKEN" ;;
         query-api) app_start "$name" "$SYSTEM_BIN_DIR" "$SYSTEM_LOG_DIR/$name.log" "${common[@]}" QUERY_DATABASE_URL="$SYSTEM_QUERY_DATABASE_URL" ;;
+        projector) app_start "$name" "$SYSTEM_BIN_DIR" "$SYSTEM_LOG_DIR/$name.log" "${common[@]}" "${nats_env[@]}" OPERATOR_TOKEN="$SYSTEM_OPERATOR_TOKEN" ;;
+        notifications)
+            app_start "$name" "$SYSTEM_BIN_DIR" "$SYSTEM_LOG_DIR/$name.log" "${nats_env[@]}" \
+                NOTIFICATIONS_DATABASE_URL="$SYSTEM_DATABASE_URL" \
+                NOTIFICATIONS_ADDR="127.0.0.1:${_system_port[notifications]}" LOG_FORMAT="${LOG_FORMAT:-json}" ;;
         *) app_start "$name" "$SYSTEM_BIN_DIR" "$SYSTEM_LOG_DIR/$name.log" "${common[@]}" OPERATOR_TOKEN="$SYSTEM_OPERATOR_TOKEN" ;;
     esac
     _system_pid[$name]=$APP_PID
@@ -106,13 +125,15 @@ system__on_exit() {
 }
 
 system_start() {
-    local profile=debug build=1 saga_mode=${SAGA_MODE:-orchestration} name out prev
+    local profile=debug build=1 saga_mode=${SAGA_MODE:-orchestration} nats="" name out prev
+    local services=(command-api query-api projector)
     while (( $# )); do
         case $1 in
             --release) profile=release; shift ;;
             --no-build) build=0; shift ;;
             --saga-mode) saga_mode=${2:?--saga-mode needs orchestration or choreography}; shift 2 ;;
-            *) system__die "system_start: unknown argument $1 (use --release, --saga-mode M, --no-build)" ;;
+            --nats) nats=1; services+=(notifications); shift ;;
+            *) system__die "system_start: unknown argument $1 (use --release, --saga-mode M, --no-build, --nats)" ;;
         esac
     done
     [[ -z $_system_started ]] || system__die "system_start: the system is already started; call system_stop first"
@@ -136,7 +157,7 @@ system_start() {
     SYSTEM_LOG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/cqrs-system-$SYSTEM_ID.XXXXXX")
     export SYSTEM_ID SYSTEM_LOG_DIR
 
-    ensure_services
+    if [[ -n $nats ]]; then ensure_services --nats; else ensure_services; fi
     SYSTEM_BIN_DIR=$(app_bin_dir "$profile")
     if (( build )); then
         local cargo_args=(build --bins --quiet)
@@ -147,7 +168,7 @@ system_start() {
             system__die "the build failed (output above)"
         fi
     fi
-    for name in command-api query-api projector; do
+    for name in "${services[@]}"; do
         [[ -x $SYSTEM_BIN_DIR/$name ]] ||
             system__die "$SYSTEM_BIN_DIR/$name not found; build it (cargo build --bins, with --release for release) or drop --no-build"
     done
@@ -162,13 +183,21 @@ system_start() {
     SYSTEM_DATABASE_URL="$DATABASE_SERVER_URL/$_system_database"
     export SYSTEM_BIN_DIR SYSTEM_SAGA_MODE SYSTEM_TOKEN SYSTEM_OPERATOR_TOKEN SYSTEM_REDIS_URL SYSTEM_REDIS_PREFIX SYSTEM_DATABASE_URL
 
-    for name in command-api query-api projector; do
+    for name in "${services[@]}"; do
         services_free_port "_system_port[$name]"
     done
     SYSTEM_COMMAND_URL="http://127.0.0.1:${_system_port[command-api]}"
     SYSTEM_QUERY_URL="http://127.0.0.1:${_system_port[query-api]}"
     SYSTEM_PROJECTOR_URL="http://127.0.0.1:${_system_port[projector]}"
     export SYSTEM_COMMAND_URL SYSTEM_QUERY_URL SYSTEM_PROJECTOR_URL
+    if [[ -n $nats ]]; then
+        _system_nats=1
+        SYSTEM_NATS_URL=$NATS_URL
+        SYSTEM_NATS_STREAM="CQRS_IT_${SYSTEM_ID^^}"
+        SYSTEM_NATS_PREFIX="cqrs_it_$SYSTEM_ID"
+        SYSTEM_NOTIFICATIONS_URL="http://127.0.0.1:${_system_port[notifications]}"
+        export SYSTEM_NATS_URL SYSTEM_NATS_STREAM SYSTEM_NATS_PREFIX SYSTEM_NOTIFICATIONS_URL
+    fi
 
     # command-api first: it applies the migrations, which make the role the query login joins.
     system__launch command-api
@@ -178,9 +207,11 @@ system_start() {
     export SYSTEM_QUERY_DATABASE_URL
     system__launch projector
     system__launch query-api
+    if [[ -n $nats ]]; then system__launch notifications; fi
     system__wait_ready projector || exit 1
     system__wait_ready query-api || exit 1
-    services_log "system: $SYSTEM_ID ready ($profile, $SYSTEM_SAGA_MODE): command-api $SYSTEM_COMMAND_URL, query-api $SYSTEM_QUERY_URL, projector $SYSTEM_PROJECTOR_URL; logs in $SYSTEM_LOG_DIR"
+    if [[ -n $nats ]]; then system__wait_ready notifications || exit 1; fi
+    services_log "system: $SYSTEM_ID ready ($profile, $SYSTEM_SAGA_MODE): command-api $SYSTEM_COMMAND_URL, query-api $SYSTEM_QUERY_URL, projector $SYSTEM_PROJECTOR_URL${nats:+, notifications $SYSTEM_NOTIFICATIONS_URL (NATS stream $SYSTEM_NATS_STREAM)}; logs in $SYSTEM_LOG_DIR"
 }
 
 system_kill() {
@@ -208,10 +239,15 @@ system_stop() {
     [[ -n $_system_started ]] || return 0
     _system_started=""
 
-    for name in command-api projector query-api; do
+    for name in command-api projector query-api notifications; do
         if [[ -n ${_system_pid[$name]:-} ]]; then pairs+=("$name=${_system_pid[$name]}"); fi
     done
     if (( ${#pairs[@]} )); then app_stop 10 "${pairs[@]}"; fi
+
+    if [[ -n $_system_nats ]]; then
+        nats_delete_stream "$SYSTEM_NATS_URL" "$SYSTEM_NATS_STREAM" || left=1
+        _system_nats=""
+    fi
 
     if [[ -n ${_system_database:-} && -n ${DATABASE_SERVER_URL:-} ]]; then
         if ! out=$(psql "$DATABASE_SERVER_URL/postgres" -X -q -v ON_ERROR_STOP=1 </dev/null 2>&1 \

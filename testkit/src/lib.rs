@@ -2,6 +2,7 @@
 //! test's own database (from `#[sqlx::test]`) and its own Redis key prefix, with methods that
 //! let tests read as stories. Dropping it deletes the prefix's Redis keys.
 
+pub mod nats;
 mod snapshot;
 mod workload;
 
@@ -97,6 +98,7 @@ pub struct TestSystemBuilder {
     read_side: bool,
     snapshot_every: i64,
     partitions: i32,
+    projector_args: Vec<String>,
 }
 
 impl Default for TestSystemBuilder {
@@ -107,6 +109,7 @@ impl Default for TestSystemBuilder {
             snapshot_every: 100,
             // More than one, so that every test runs partitioned subscriptions.
             partitions: 3,
+            projector_args: Vec::new(),
         }
     }
 }
@@ -128,6 +131,11 @@ impl TestSystemBuilder {
     /// Partitions per subscription of the projectors it starts.
     pub fn partitions(mut self, partitions: i32) -> Self {
         self.partitions = partitions;
+        self
+    }
+    /// More command-line settings for the projector (e.g. `nats::TestStream::projector_args`).
+    pub fn projector_args(mut self, args: impl IntoIterator<Item = String>) -> Self {
+        self.projector_args.extend(args);
         self
     }
 
@@ -196,6 +204,7 @@ impl TestSystemBuilder {
             saga_mode: self.saga_mode,
             snapshot_every: self.snapshot_every,
             partitions: std::sync::atomic::AtomicI32::new(self.partitions),
+            projector_args: self.projector_args,
             pool,
             redis,
             keys,
@@ -218,6 +227,7 @@ pub struct TestSystem {
     snapshot_every: i64,
     /// Partitions per subscription of the projectors started from now on.
     partitions: std::sync::atomic::AtomicI32,
+    projector_args: Vec<String>,
     /// A pool on the test's database, for tests that look into it.
     pub pool: PgPool,
     pub redis: ConnectionManager,
@@ -290,36 +300,46 @@ impl TestSystem {
             .partitions
             .load(std::sync::atomic::Ordering::Relaxed)
             .to_string();
+        let pool_size = POOL_SIZE.to_owned();
+        let mut args: Vec<String> = [
+            "projector",
+            "--database-url",
+            &url,
+            "--redis-url",
+            &redis_url(),
+            "--redis-key-prefix",
+            self.keys.prefix(),
+            "--addr",
+            "127.0.0.1:0",
+            "--saga-mode",
+            mode,
+            "--batch-size",
+            "50",
+            "--poll-interval-ms",
+            "100",
+            "--snapshot-every",
+            &self.snapshot_every.to_string(),
+            "--partitions",
+            &partitions,
+            "--database-pool-size",
+            &pool_size,
+            "--operator-token",
+            OPERATOR_TOKEN,
+            "--dashboard-origins",
+            DASHBOARD_ORIGIN,
+        ]
+        .map(String::from)
+        .into();
+        // The relay only where a test asks for it: a NATS_URL in the environment (scripts/test
+        // exports one for the tests' own connections) must not turn it on for every test.
+        if !self.projector_args.iter().any(|arg| arg == "--nats-url") {
+            args.extend(["--nats-url".to_owned(), String::new()]);
+        }
+        args.extend(self.projector_args.iter().cloned());
         projector::Application::build(
-            projector::cli::Cli::try_parse_from([
-                "projector",
-                "--database-url",
-                &url,
-                "--redis-url",
-                &redis_url(),
-                "--redis-key-prefix",
-                self.keys.prefix(),
-                "--addr",
-                "127.0.0.1:0",
-                "--saga-mode",
-                mode,
-                "--batch-size",
-                "50",
-                "--poll-interval-ms",
-                "100",
-                "--snapshot-every",
-                &self.snapshot_every.to_string(),
-                "--partitions",
-                &partitions,
-                "--database-pool-size",
-                POOL_SIZE,
-                "--operator-token",
-                OPERATOR_TOKEN,
-                "--dashboard-origins",
-                DASHBOARD_ORIGIN,
-            ])
-            .expect("projector settings")
-            .settings,
+            projector::cli::Cli::try_parse_from(args)
+                .expect("projector settings")
+                .settings,
         )
         .await
         .expect("projector starts")
