@@ -91,12 +91,7 @@ impl Application {
 
     /// Runs until SIGTERM or SIGINT: the batch in hand is finished and acknowledged.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let (stop, shutdown) = watch::channel(false);
-        let signals = tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("shutting down: finishing the batch in hand");
-            let _ = stop.send(true);
-        });
+        let (shutdown, signals) = http_kit::shutdown::on_signal("finishing the batch in hand");
         self.run_until(shutdown).await;
         signals.abort();
         Ok(())
@@ -175,19 +170,4 @@ async fn connect_nats(url: &str) -> anyhow::Result<async_nats::Client> {
         .connect(url)
         .await
         .context("NATS_URL is not a usable NATS URL")
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut terminate) => {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

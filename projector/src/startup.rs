@@ -170,12 +170,7 @@ impl Application {
 
     /// Runs every subscription until SIGTERM or SIGINT; each finishes its current batch.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let (stop, shutdown) = watch::channel(false);
-        let signals = tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("shutting down: finishing the batches in flight");
-            let _ = stop.send(true);
-        });
+        let (shutdown, signals) = http_kit::shutdown::on_signal("finishing the batches in flight");
         self.run_until(shutdown).await;
         signals.abort();
         Ok(())
@@ -188,20 +183,5 @@ impl Application {
         self.runner.run(shutdown).await;
         handle.stop(true).await;
         let _ = server.await;
-    }
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut terminate) => {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }

@@ -78,7 +78,7 @@ impl<M: PgReadModel> Subscription for PgProjection<M> {
                 .map_or(1, |layout| layout.generation);
             observed = M::apply_batch(&mut tx, generation, &batch.events).await?;
         }
-        if !checkpoints::advance_fenced(&mut tx, lease, from, batch.read_to).await? {
+        if !checkpoints::advance_fenced(&mut *tx, lease, from, batch.read_to).await? {
             return Ok(false);
         }
         tx.commit().await?;

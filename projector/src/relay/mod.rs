@@ -265,12 +265,7 @@ impl NatsRelay {
     /// Moves the checkpoint from `from` to `to` under the lease; false when it is no longer
     /// at `from` (or the lease was taken over).
     async fn advance(&self, lease: &Lease, from: i64, to: i64) -> Result<bool, ProjectionError> {
-        let mut tx = self.pool.begin().await?;
-        if !checkpoints::advance_fenced(&mut tx, lease, from, to).await? {
-            return Ok(false);
-        }
-        tx.commit().await?;
-        Ok(true)
+        Ok(checkpoints::advance_fenced(&self.pool, lease, from, to).await?)
     }
 
     /// Refreshes `relay_lag_events` at most once a second (it counts rows).

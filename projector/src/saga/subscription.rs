@@ -136,7 +136,7 @@ impl<H: SagaHandler> SagaSubscription<H> {
         unit.flush(&mut tx, self.snapshot_every).await?;
         instances.write(&mut tx).await?;
         if let Some(Advance { lease, from, to }) = advance
-            && !checkpoints::advance_fenced(&mut tx, lease, from, to).await?
+            && !checkpoints::advance_fenced(&mut *tx, lease, from, to).await?
         {
             return Ok(Outcome::Moved);
         }
@@ -178,7 +178,7 @@ impl<H: SagaHandler> SagaSubscription<H> {
                     let mut tx = self.pool.begin().await?;
                     dead_letters::park(&mut tx, H::NAME, event, &error.to_string(), attempt)
                         .await?;
-                    if !checkpoints::advance_fenced(&mut tx, lease, from, event.position).await? {
+                    if !checkpoints::advance_fenced(&mut *tx, lease, from, event.position).await? {
                         return Ok(Outcome::Moved);
                     }
                     tx.commit().await?;
@@ -190,12 +190,7 @@ impl<H: SagaHandler> SagaSubscription<H> {
 
     /// Moves the checkpoint over events of other partitions, with nothing to handle.
     async fn pass(&self, lease: &Lease, from: i64, to: i64) -> Result<bool, ProjectionError> {
-        let mut tx = self.pool.begin().await?;
-        if !checkpoints::advance_fenced(&mut tx, lease, from, to).await? {
-            return Ok(false);
-        }
-        tx.commit().await?;
-        Ok(true)
+        Ok(checkpoints::advance_fenced(&self.pool, lease, from, to).await?)
     }
 }
 

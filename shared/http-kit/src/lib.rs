@@ -11,6 +11,7 @@ mod middleware;
 pub mod operations;
 mod problem;
 mod server;
+pub mod shutdown;
 pub mod telemetry;
 pub mod wakeup;
 

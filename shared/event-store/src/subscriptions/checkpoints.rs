@@ -230,11 +230,11 @@ pub async fn release<'e>(executor: impl PgExecutor<'e>, lease: &Lease) -> Result
 }
 
 /// Moves the leased partition from `from` to `to` (clearing its last error), inside the
-/// transaction that wrote the batch: false, having changed nothing, when the row is no longer
+/// transaction that wrote the batch (or alone, for a batch with nothing to write): false, having changed nothing, when the row is no longer
 /// at `from` under this lease (another owner took over, or the layout changed). The caller then
 /// rolls back.
-pub async fn advance_fenced(
-    conn: &mut PgConnection,
+pub async fn advance_fenced<'e>(
+    executor: impl PgExecutor<'e>,
     lease: &Lease,
     from: i64,
     to: i64,
@@ -249,7 +249,7 @@ pub async fn advance_fenced(
     .bind(lease.fence)
     .bind(to)
     .bind(from)
-    .execute(conn)
+    .execute(executor)
     .await?
     .rows_affected();
     Ok(moved == 1)

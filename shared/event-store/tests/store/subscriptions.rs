@@ -146,7 +146,7 @@ async fn a_taken_over_lease_cannot_commit_and_a_claim_waits_for_an_apply(pool: P
     // the expired lease: the claim waits for the apply to end.
     let mut apply = pool.begin().await.expect("apply");
     assert!(
-        checkpoints::advance_fenced(&mut apply, &old, 0, 10)
+        checkpoints::advance_fenced(&mut *apply, &old, 0, 10)
             .await
             .expect("advance")
     );
@@ -176,7 +176,7 @@ async fn a_taken_over_lease_cannot_commit_and_a_claim_waits_for_an_apply(pool: P
     // The old owner's next batch is refused, and it can tell it lost the partition.
     let mut late = pool.begin().await.expect("late");
     assert!(
-        !checkpoints::advance_fenced(&mut late, &old, 10, 20)
+        !checkpoints::advance_fenced(&mut *late, &old, 10, 20)
             .await
             .expect("advance"),
         "a fenced-out owner's commit is refused"
@@ -204,7 +204,7 @@ async fn changing_the_partition_count_starts_where_every_partition_has_been(pool
             .expect("free");
         let mut tx = pool.begin().await.expect("tx");
         assert!(
-            checkpoints::advance_fenced(&mut tx, &lease, 0, position)
+            checkpoints::advance_fenced(&mut *tx, &lease, 0, position)
                 .await
                 .expect("advance")
         );
