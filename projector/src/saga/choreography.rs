@@ -79,6 +79,14 @@ fn reaction(event: &RecordedEvent) -> Result<Reaction, SagaError> {
 impl SagaHandler for StockHandler {
     const NAME: &'static str = "stock_handler";
     const WRITES: &'static [StreamType] = &[StreamType::Product];
+    const EVENT_TYPES: &'static [&'static str] = &[
+        "OrderPlaced",
+        "OrderCancelled",
+        "OrderShipped",
+        "StockReserved",
+        "StockReservationRejected",
+        "CreditReservationRejected",
+    ];
 
     async fn handle(&self, step: &mut Step<'_>, event: &RecordedEvent) -> Result<(), SagaError> {
         match reaction(event)? {
@@ -133,6 +141,7 @@ impl SagaHandler for StockHandler {
 impl SagaHandler for CreditHandler {
     const NAME: &'static str = "credit_handler";
     const WRITES: &'static [StreamType] = &[StreamType::Customer];
+    const EVENT_TYPES: &'static [&'static str] = &["StockReserved", "OrderCancelled"];
 
     async fn handle(&self, step: &mut Step<'_>, event: &RecordedEvent) -> Result<(), SagaError> {
         match reaction(event)? {
@@ -168,6 +177,11 @@ impl SagaHandler for CreditHandler {
 impl SagaHandler for OrderHandler {
     const NAME: &'static str = "order_handler";
     const WRITES: &'static [StreamType] = &[StreamType::Order];
+    const EVENT_TYPES: &'static [&'static str] = &[
+        "CreditReserved",
+        "StockReservationRejected",
+        "CreditReservationRejected",
+    ];
 
     async fn handle(&self, step: &mut Step<'_>, event: &RecordedEvent) -> Result<(), SagaError> {
         let (order_id, command) = match reaction(event)? {

@@ -120,6 +120,13 @@ impl Instances {
         self.rows.get(&order_id).cloned()
     }
 
+    /// True while the order's instance waits for a reply (left so by an older version).
+    fn waits_for_a_reply(&self, order_id: Uuid) -> bool {
+        self.rows.get(&order_id).is_some_and(|instance| {
+            matches!(instance.state.as_str(), RESERVING_STOCK | RESERVING_CREDIT)
+        })
+    }
+
     fn put(&mut self, order_id: Uuid, instance: Instance) {
         self.rows.insert(order_id, instance);
         self.changed.insert(order_id);
@@ -184,6 +191,26 @@ impl SagaHandler for Orchestrator {
     const KEEPS_INSTANCES: bool = true;
     const WRITES: &'static [StreamType] =
         &[StreamType::Product, StreamType::Customer, StreamType::Order];
+    const EVENT_TYPES: &'static [&'static str] = &[
+        "OrderPlaced",
+        "OrderCancelled",
+        "OrderShipped",
+        "StockReserved",
+        "StockReservationRejected",
+        "CreditReserved",
+        "CreditReservationRejected",
+    ];
+
+    /// An order's events always; a reply only while its instance still waits for one (left by
+    /// an older version): an order decided in one step has no use for its replies.
+    fn needs(&self, event: &RecordedEvent, instances: &Instances) -> bool {
+        match event.stream_type {
+            StreamType::Order => true,
+            StreamType::Product | StreamType::Customer => event
+                .order_id()
+                .is_some_and(|order_id| instances.waits_for_a_reply(order_id)),
+        }
+    }
 
     async fn handle(&self, step: &mut Step<'_>, event: &RecordedEvent) -> Result<(), SagaError> {
         match event.stream_type {

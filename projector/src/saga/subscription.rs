@@ -43,6 +43,14 @@ pub trait SagaHandler: Send + Sync + 'static {
     const KEEPS_INSTANCES: bool = false;
     /// The kinds of aggregates it appends to.
     const WRITES: &'static [StreamType];
+    /// The types of events it reacts to; the others are not even read.
+    const EVENT_TYPES: &'static [&'static str];
+
+    /// Whether `event` needs handling, given the instances of its orders (loaded when
+    /// `KEEPS_INSTANCES`): what needs none costs no loading, no locking and no handling.
+    fn needs(&self, _event: &RecordedEvent, _instances: &Instances) -> bool {
+        true
+    }
 
     /// Reacts to one event, issuing commands through `step` (all in the batch's transaction).
     fn handle(
@@ -90,7 +98,17 @@ impl<H: SagaHandler> SagaSubscription<H> {
         events: &[RecordedEvent],
     ) -> Result<Outcome, SagaError> {
         let mut tx = self.pool.begin().await?;
-        let order_ids: Vec<Uuid> = unique(events.iter().filter_map(RecordedEvent::order_id));
+        let mut instances = if H::KEEPS_INSTANCES {
+            let all: Vec<Uuid> = unique(events.iter().filter_map(RecordedEvent::order_id));
+            Instances::load(&mut tx, &all).await?
+        } else {
+            Instances::default()
+        };
+        let events: Vec<&RecordedEvent> = events
+            .iter()
+            .filter(|event| self.handler.needs(event, &instances))
+            .collect();
+        let order_ids: Vec<Uuid> = unique(events.iter().filter_map(|event| event.order_id()));
         let mut unit = UnitOfWork::default();
         unit.load::<Order>(&mut tx, &self.cache, order_ids.iter().copied())
             .await?;
@@ -113,11 +131,6 @@ impl<H: SagaHandler> SagaSubscription<H> {
         unit.load::<Product>(&mut tx, &self.cache, products).await?;
         unit.load::<Customer>(&mut tx, &self.cache, customers)
             .await?;
-        let mut instances = if H::KEEPS_INSTANCES {
-            Instances::load(&mut tx, &order_ids).await?
-        } else {
-            Instances::default()
-        };
         for event in events {
             let span = tracing::debug_span!(
                 "saga",
@@ -225,6 +238,10 @@ impl<H: SagaHandler> Subscription for SagaSubscription<H> {
 
     fn stream_types(&self) -> Vec<StreamType> {
         Vec::new()
+    }
+
+    fn event_types(&self) -> Vec<&'static str> {
+        H::EVENT_TYPES.to_vec()
     }
 
     /// Every event of one order in one partition, whichever stream it is on.

@@ -28,6 +28,11 @@ pub trait Subscription: Send + Sync + 'static {
     /// The streams it reads (all when empty).
     fn stream_types(&self) -> Vec<StreamType>;
 
+    /// The types of events it reads (all when empty): the others are not even fetched.
+    fn event_types(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
     /// What its events are keyed by when it is split into partitions.
     fn partition_key(&self) -> PartitionKey;
 

@@ -59,6 +59,7 @@ pub async fn run<S: Subscription>(
     metrics::partition_owned(name, partition, true);
     let selection = EventSelection {
         stream_types: subscription.stream_types(),
+        event_types: subscription.event_types(),
         partition: (partitions > 1).then_some(PartitionFilter {
             key: subscription.partition_key(),
             count: partitions,

@@ -58,6 +58,8 @@ pub struct PartitionFilter {
 pub struct EventSelection {
     /// Only events of these streams (all when empty).
     pub stream_types: Vec<StreamType>,
+    /// Only events of these types (all when empty).
+    pub event_types: Vec<&'static str>,
     /// Only the events of one partition (all when `None`).
     pub partition: Option<PartitionFilter>,
 }
@@ -84,6 +86,9 @@ pub async fn read_batch(
     let mut filter = String::new();
     if !selection.stream_types.is_empty() {
         filter.push_str(" AND stream_type = ANY($3)");
+    }
+    if !selection.event_types.is_empty() {
+        filter.push_str(" AND event_type = ANY($6)");
     }
     if let Some(partition) = selection.partition {
         filter.push_str(&format!(
@@ -114,6 +119,7 @@ pub async fn read_batch(
     )
     .bind(selection.partition.map_or(1, |p| p.count))
     .bind(selection.partition.map_or(0, |p| p.index))
+    .bind(&selection.event_types)
     .fetch_all(&mut *conn)
     .await?;
     let reached = rows.first().and_then(|row| row.reached).unwrap_or(after);

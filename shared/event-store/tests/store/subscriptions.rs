@@ -48,6 +48,7 @@ async fn the_partitions_of_a_selection_split_the_log_exactly(pool: PgPool) {
                 count: 3,
                 index,
             }),
+            ..EventSelection::default()
         };
         let batch = read_batch(&mut conn, 0, 1_000, &selection)
             .await
@@ -63,7 +64,7 @@ async fn the_partitions_of_a_selection_split_the_log_exactly(pool: PgPool) {
     // A selection of other streams reads nothing, but still passes the log.
     let orders = EventSelection {
         stream_types: vec![StreamType::Order],
-        partition: None,
+        ..EventSelection::default()
     };
     let none = read_batch(&mut conn, 0, 1_000, &orders)
         .await
@@ -108,6 +109,7 @@ async fn an_orders_events_on_every_stream_share_its_partition(pool: PgPool) {
             count: 4,
             index,
         }),
+        ..EventSelection::default()
     };
     drop(conn);
     let batch = read_all_once_visible(&pool, &selection, 2).await;
