@@ -1,5 +1,6 @@
-//! Bearer-token authentication for every command. The token comes from COMMAND_API_TOKEN; the
-//! comparison (`http_kit::bearer`) takes the same time whatever the guess.
+//! Bearer-token authentication for every command. The tokens come from COMMAND_API_TOKEN, a
+//! comma-separated list (rotation without downtime); `http_kit::bearer` compares them in a time
+//! that does not depend on the guess, and keeps them out of every log.
 
 use std::sync::Arc;
 
@@ -11,11 +12,19 @@ use actix_web::{
     middleware::Next,
     web,
 };
-use http_kit::Problem;
+use http_kit::{Problem, bearer::Secret};
 
-/// The token every command must carry, or none when auth was explicitly disabled.
+/// The tokens a command may carry (any one of them), or none when auth was explicitly disabled.
 #[derive(Clone)]
-pub struct CommandTokens(pub Option<Arc<str>>);
+pub struct CommandTokens(pub Option<Arc<[Secret]>>);
+
+impl CommandTokens {
+    /// The tokens of a COMMAND_API_TOKEN value; none when it holds none.
+    pub fn parse(value: &Secret) -> Option<Self> {
+        let tokens = http_kit::bearer::tokens(value);
+        (!tokens.is_empty()).then(|| Self(Some(tokens.into())))
+    }
+}
 
 pub async fn require_bearer_token(
     req: ServiceRequest,

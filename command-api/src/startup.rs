@@ -2,12 +2,12 @@
 //! `main` and the tests both go through `Application::build`, so a test runs what production
 //! runs; tests override only the address, the database and the token.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use actix_web::web;
 use anyhow::bail;
 use database::DatabaseArgs;
-use http_kit::{ApiServer, ServerConfig, telemetry::LogArgs};
+use http_kit::{ApiServer, HttpArgs, ServerConfig, bearer::Secret, telemetry::LogArgs};
 use sqlx::PgPool;
 use utoipa::OpenApi;
 
@@ -24,9 +24,10 @@ pub struct Settings {
     pub database: DatabaseArgs,
     #[arg(long, env = "COMMAND_API_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: String,
-    /// The bearer token every command must carry.
+    /// The bearer token every command must carry; several, comma-separated, are each accepted
+    /// (to rotate a token without downtime).
     #[arg(long, env = "COMMAND_API_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// Accept commands without a token. For local experiments only.
     #[arg(long = "insecure-no-auth", env = "COMMAND_API_INSECURE", value_parser = clap::builder::FalseyValueParser::new())]
     pub insecure_no_auth: bool,
@@ -36,6 +37,8 @@ pub struct Settings {
     /// How long an Idempotency-Key's first response is kept (then the key is new again).
     #[arg(long, env = "IDEMPOTENCY_KEY_TTL_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..))]
     pub idempotency_key_ttl_hours: u64,
+    #[command(flatten)]
+    pub http: HttpArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -69,6 +72,7 @@ impl Application {
         let sampled = pool.clone();
         let config = ServerConfig::new(settings.addr, "COMMAND_API_ADDR")
             .openapi(ApiDoc::openapi())
+            .cors(settings.http.cors_allowed_origins)
             .sample_before_scrape(move || database::record_pool_use(&sampled, "command-api"));
         let server = ApiServer::start(config, move |cfg| {
             cfg.app_data(state.clone())
@@ -119,16 +123,16 @@ async fn purge_idempotency_keys_periodically(pool: PgPool, retention: Duration) 
 }
 
 fn command_tokens(settings: &Settings) -> anyhow::Result<CommandTokens> {
-    match settings.token.as_deref().map(str::trim) {
-        Some(token) if !token.is_empty() => Ok(CommandTokens(Some(Arc::from(token)))),
-        _ if settings.insecure_no_auth => {
+    match settings.token.as_ref().and_then(CommandTokens::parse) {
+        Some(tokens) => Ok(tokens),
+        None if settings.insecure_no_auth => {
             tracing::warn!(
                 "INSECURE: command-api accepts commands WITHOUT authentication (--insecure-no-auth / \
                  COMMAND_API_INSECURE); anyone who can reach it can change data"
             );
             Ok(CommandTokens(None))
         }
-        _ => bail!(
+        None => bail!(
             "COMMAND_API_TOKEN is not set: export a secret token (./scripts/run makes one), or pass \
              --insecure-no-auth for a local experiment"
         ),

@@ -13,7 +13,7 @@ mod routes;
 mod runner;
 pub mod saga;
 mod startup;
-mod subscription;
+pub mod subscription;
 
 pub use error::ProjectionError;
 pub use startup::{Application, Projector, Settings};

@@ -2,15 +2,13 @@
 //! `/metrics`, and one operator action, `POST /dead-letters/retry`, which the dashboard's
 //! retry button calls from the query-api's origin (CORS) with the operator's bearer token.
 
-use std::sync::Arc;
-
 use actix_cors::Cors;
 use actix_web::{
     HttpRequest, HttpResponse,
     http::{Method, StatusCode, header},
     web,
 };
-use http_kit::{Problem, operations, resource_for};
+use http_kit::{Problem, bearer::Secret, operations, resource_for};
 use serde::Serialize;
 
 use crate::{Projector, Settings, saga};
@@ -31,7 +29,8 @@ async fn readyz(projector: web::Data<Projector>) -> Result<HttpResponse, Problem
 /// What the operator endpoints need: the token (`OPERATOR_TOKEN`), the origins the dashboard
 /// calls from, and one retry at a time.
 pub struct Operator {
-    token: Option<Arc<str>>,
+    /// The tokens accepted (several, comma-separated, for rotation); none: disabled.
+    tokens: Vec<Secret>,
     origins: Vec<String>,
     snapshot_every: i64,
     retrying: tokio::sync::Mutex<()>,
@@ -39,19 +38,18 @@ pub struct Operator {
 
 impl Operator {
     pub fn new(settings: &Settings) -> Self {
-        let token = settings
+        let tokens = settings
             .operator_token
-            .as_deref()
-            .map(str::trim)
-            .filter(|token| !token.is_empty())
-            .map(Arc::from);
-        if token.is_none() {
+            .as_ref()
+            .map(http_kit::bearer::tokens)
+            .unwrap_or_default();
+        if tokens.is_empty() {
             tracing::info!(
                 "no OPERATOR_TOKEN: the operator endpoints (POST /dead-letters/retry) answer 403"
             );
         }
         Self {
-            token,
+            tokens,
             origins: settings.dashboard_origins(),
             snapshot_every: settings.snapshot_every,
             retrying: tokio::sync::Mutex::new(()),
@@ -60,13 +58,13 @@ impl Operator {
 
     /// The refusal, unless the operator's bearer token is configured and presented.
     fn refusal(&self, req: &HttpRequest) -> Option<HttpResponse> {
-        let Some(expected) = &self.token else {
+        if self.tokens.is_empty() {
             return Some(actix_web::ResponseError::error_response(&Problem::new(
                 StatusCode::FORBIDDEN,
                 "operator actions are disabled: start the projector with OPERATOR_TOKEN set",
             )));
-        };
-        if http_kit::bearer::presents(req.headers(), expected) {
+        }
+        if http_kit::bearer::presents(req.headers(), &self.tokens) {
             return None;
         }
         let problem = Problem::new(
@@ -156,7 +154,9 @@ mod tests {
 
     fn operator(token: Option<&str>) -> Operator {
         Operator {
-            token: token.map(Arc::from),
+            tokens: token
+                .map(|token| vec![Secret::new(token)])
+                .unwrap_or_default(),
             origins: Vec::new(),
             snapshot_every: 0,
             retrying: tokio::sync::Mutex::new(()),

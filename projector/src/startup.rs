@@ -48,7 +48,7 @@ pub struct Settings {
     /// The bearer token of the operator endpoints (`POST /dead-letters/retry`, which the
     /// dashboard's retry button calls); without one they answer 403.
     #[arg(long, env = "OPERATOR_TOKEN", hide_env_values = true)]
-    pub operator_token: Option<String>,
+    pub operator_token: Option<http_kit::bearer::Secret>,
     /// Browser origins allowed to call the operator endpoints (the dashboard's), comma-separated;
     /// default: the query-api's address (QUERY_API_ADDR) as http://127.0.0.1:<port> and
     /// http://localhost:<port>.

@@ -4,14 +4,23 @@
 //! `watch` signal, and waiting requests re-check their projection's checkpoint only when woken
 //! (or, should an announcement be lost, every 250 ms). After the timeout (5 s by default) the
 //! answer is 503 with `Retry-After`.
+//!
+//! Waiting requests are few by design (a client waits for its own write), but a flood of them
+//! would keep the pool busy re-reading checkpoints and starve every other request: at most
+//! `max_waits` wait at once, and a request that would wait beyond that gets a 503 with
+//! `Retry-After` at once. A request whose position is already reached never waits, so it is
+//! never refused.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use futures_util::StreamExt;
 use read_models::{LookupScripts, RedisKeys, names};
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::error::ApiError;
 
@@ -48,6 +57,8 @@ pub struct Consistency {
     scripts: LookupScripts,
     progress: watch::Receiver<u64>,
     timeout: Duration,
+    /// One permit per request allowed to wait.
+    waits: Arc<Semaphore>,
 }
 
 impl Consistency {
@@ -57,6 +68,7 @@ impl Consistency {
         keys: RedisKeys,
         progress: watch::Receiver<u64>,
         timeout: Duration,
+        max_waits: usize,
     ) -> Self {
         Self {
             pool,
@@ -64,6 +76,7 @@ impl Consistency {
             scripts: LookupScripts::new(keys),
             progress,
             timeout,
+            waits: Arc::new(Semaphore::new(max_waits)),
         }
     }
 
@@ -113,6 +126,11 @@ impl Consistency {
                 "min_position {wanted} is beyond the newest event ({head}): pass a position a command answered"
             )));
         }
+        let _waiting = self
+            .waits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::TooManyWaits)?;
         let started = Instant::now();
         metrics::counter!(WAITS, "read_model" => projection).increment(1);
         let waited = |outcome: &'static str| {

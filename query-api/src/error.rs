@@ -19,6 +19,9 @@ pub enum ApiError {
         wanted: i64,
         reached: i64,
     },
+    /// As many requests as allowed are already waiting for their `min_position`.
+    #[error("too many requests are waiting for their min_position; retry shortly")]
+    TooManyWaits,
     #[error("the Redis read models are being rebuilt; retry shortly")]
     Rebuilding,
     #[error("Redis: {0}")]
@@ -38,6 +41,9 @@ impl From<&ApiError> for Problem {
             ApiError::BadRequest(detail) => Problem::new(StatusCode::BAD_REQUEST, detail.clone()),
             ApiError::NotYetConsistent { .. } => {
                 Problem::unavailable(error.to_string()).with_type("not-yet-consistent")
+            }
+            ApiError::TooManyWaits => {
+                Problem::unavailable(error.to_string()).with_type("too-many-waits")
             }
             ApiError::Rebuilding => Problem::unavailable(error.to_string()),
             ApiError::Redis(cause) => {

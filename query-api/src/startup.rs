@@ -8,7 +8,7 @@ use std::{net::SocketAddr, time::Duration};
 use actix_web::web;
 use anyhow::Context;
 use database::{DatabaseArgs, redact_url};
-use http_kit::{ApiServer, ServerConfig, telemetry::LogArgs};
+use http_kit::{ApiServer, HttpArgs, ServerConfig, telemetry::LogArgs};
 use read_models::{RedisArgs, RedisKeys};
 use sqlx::{
     Executor, PgPool,
@@ -52,6 +52,12 @@ pub struct Settings {
     /// Where the projector listens; gives the default PROJECTOR_URL.
     #[arg(long, env = "PROJECTOR_ADDR", default_value = "127.0.0.1:8082")]
     pub projector_addr: String,
+    /// How many requests may wait for `min_position` at once; beyond that a request that would
+    /// wait is answered 503 with Retry-After at once.
+    #[arg(long, env = "MAX_CONSISTENCY_WAITS", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..100_000))]
+    pub max_consistency_waits: u64,
+    #[command(flatten)]
+    pub http: HttpArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -105,11 +111,19 @@ impl Application {
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             lookups: Lookups::new(redis.clone(), keys.clone()),
-            consistency: Consistency::new(pool.clone(), redis, keys, progress, timeout),
+            consistency: Consistency::new(
+                pool.clone(),
+                redis,
+                keys,
+                progress,
+                timeout,
+                usize::try_from(settings.max_consistency_waits).unwrap_or(256),
+            ),
         });
         let sampled = pool.clone();
         let config = ServerConfig::new(settings.addr, "QUERY_API_ADDR")
             .openapi(ApiDoc::openapi())
+            .cors(settings.http.cors_allowed_origins)
             .sample_before_scrape(move || database::record_pool_use(&sampled, "query-api"));
         let server = ApiServer::start(config, move |cfg| {
             cfg.app_data(state.clone())

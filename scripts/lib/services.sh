@@ -11,6 +11,11 @@
 #                             URL (nats://host:port); returns 1 with a message if it cannot
 #   ensure_chromium           Chromium renders headless; exports CHROMIUM (returns 1, never exits)
 #   ensure_node_package_dir D npm ci / npm install in folder D (returns 1, never exits)
+#   pg_cluster_start DATA PORT
+#                             a throwaway PostgreSQL cluster for a test that stops or crashes
+#                             it: created in DATA unless it holds one, started on 127.0.0.1:PORT
+#   pg_cluster_stop DATA [MODE]
+#                             stops it (pg_ctl -m MODE: fast, or immediate for a crash)
 #
 # Settings (environment):
 #   PGHOST (127.0.0.1), PGPORT (5432)            where PostgreSQL is expected
@@ -234,61 +239,51 @@ services_pg_check_reachable() {
         services_die "user postgres cannot reach $data (a parent folder is not searchable by others); make the parents searchable (chmod o+x), or delete $data (its data is lost) to have a new cluster made where postgres can reach it"
 }
 
-# Starts (creating it first if needed) the project-local cluster (see services_pg_locate_data) on
-# 127.0.0.1:PORT.
-services_start_local_pg() {
-    local port=$1 data bindir version log socket_dir out state
-    local timeout=${SERVICES_START_TIMEOUT:-60}
-
+# Sets SERVICES_PG_BINDIR to the server binaries for the cluster in DATA: those of its major
+# version when it holds one, else the newest installed (installing the server when there is
+# none). Makes sure the `postgres` user exists when root.
+services_pg_select_bindir() {
+    local data=$1 version
     if ! services_pg_bindir >/dev/null; then
         services_install_pg_server
     fi
     services_ensure_pg_user
-    mkdir -p "$SERVICES_RUN_DIR"
-    services_pg_locate_data
-    data=$SERVICES_PG_DATA
-    if [[ $(id -u) -eq 0 && $data == "$SERVICES_RUN_DIR/postgres" ]]; then
-        # A cluster inside the checkout: let the postgres user pass through .run (not list it).
-        chmod o+x "$SERVICES_RUN_DIR"
-    fi
-
-    if [[ -e $data && $(id -u) -ne 0 && ! -O $data ]]; then
-        services_die "$data belongs to $(stat -c %U "$data"); run as that user (or root), or start PostgreSQL on $port yourself"
-    fi
     if [[ -f $data/PG_VERSION ]]; then
         # Reuse the cluster an earlier run created, with the binaries of its major version.
         version=$(<"$data/PG_VERSION")
-        bindir=$(services_pg_bindir "$version") ||
+        SERVICES_PG_BINDIR=$(services_pg_bindir "$version") ||
             services_die "$data was created by PostgreSQL $version, which is not installed; install postgresql-$version, or delete $data (its data is lost) to create a new cluster"
     else
         if [[ -d $data && -n $(ls -A "$data" 2>/dev/null) ]]; then
             services_die "$data exists but is not a PostgreSQL cluster; move it away and run again"
         fi
-        bindir=$(services_pg_bindir) || services_die "PostgreSQL server binaries (initdb, pg_ctl) not found"
-        services_log "PostgreSQL: creating a project-local cluster in $data ..."
-        if [[ $data != "$SERVICES_RUN_DIR/postgres" ]]; then
-            # Root's cluster outside the checkout: folders the postgres user may pass through,
-            # a note naming the checkout, and .run/postgres leading to it (made first, so that
-            # even a failed start leaves a pointer to what it made).
-            state=${data%/*}
-            # umask 022: the folders it creates are searchable; existing ones are left as they are.
-            (umask 022 && mkdir -p "$state") ||
-                services_die "cannot create $state; set SERVICES_STATE_DIR to a folder root may write"
-            (cd "$SERVICES_REPO_ROOT" && pwd -P) >"$state/checkout"
-            ln -sfn "$data" "$SERVICES_RUN_DIR/postgres"
-        fi
-        mkdir -p "$data"
-        chmod 700 "$data"
-        if [[ $(id -u) -eq 0 ]]; then chown postgres:postgres "$data"; fi
-        services_pg_check_reachable "$data"
-        # C locale: always available, even in minimal containers without generated locales.
-        if ! out=$(services_as_pg "$bindir/initdb" -D "$data" --auth=trust -U postgres \
-            --encoding=UTF8 --locale=C 2>&1); then
-            printf '%s\n' "$out" >&2
-            services_die "initdb failed for $data (output above)"
-        fi
+        SERVICES_PG_BINDIR=$(services_pg_bindir) || services_die "PostgreSQL server binaries (initdb, pg_ctl) not found"
     fi
+}
+
+# Creates a cluster in DATA (new or empty; as root, the `postgres` user must be able to reach it)
+# with the binaries of SERVICES_PG_BINDIR: trust auth, UTF-8, C locale.
+services_pg_initdb() {
+    local data=$1 out
+    mkdir -p "$data"
+    chmod 700 "$data"
+    if [[ $(id -u) -eq 0 ]]; then chown postgres:postgres "$data"; fi
     services_pg_check_reachable "$data"
+    # C locale: always available, even in minimal containers without generated locales.
+    if ! out=$(services_as_pg "$SERVICES_PG_BINDIR/initdb" -D "$data" --auth=trust -U postgres \
+        --encoding=UTF8 --locale=C 2>&1); then
+        printf '%s\n' "$out" >&2
+        services_die "initdb failed for $data (output above)"
+    fi
+}
+
+# Starts the cluster in DATA on 127.0.0.1:PORT with the binaries of SERVICES_PG_BINDIR and waits
+# until it accepts connections. WHAT names it in messages.
+services_pg_start() {
+    local data=$1 port=$2 what=${3:-"the cluster in $1"} bindir=$SERVICES_PG_BINDIR log socket_dir
+    local timeout=${SERVICES_START_TIMEOUT:-60}
+    services_pg_check_reachable "$data"
+    services_pg_find_isready
 
     # Log and socket live inside the cluster directory, so everything is in one place.
     # A Unix socket path may not exceed ~107 bytes; in a deeply nested checkout go TCP-only.
@@ -296,7 +291,7 @@ services_start_local_pg() {
     socket_dir="$data"
     if (( ${#socket_dir} + 20 > 100 )); then socket_dir=""; fi
 
-    services_log "PostgreSQL: starting the project-local cluster on 127.0.0.1:$port (log: $log) ..."
+    services_log "PostgreSQL: starting $what on 127.0.0.1:$port (log: $log) ..."
     # -W: do not let pg_ctl wait; we poll pg_isready below, with a deadline.
     services_as_pg "$bindir/pg_ctl" -D "$data" -l "$log" -W \
         -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='$socket_dir' -c max_connections=200" \
@@ -322,10 +317,45 @@ services_start_local_pg() {
     services_log "PostgreSQL: ready on 127.0.0.1:$port (stop it with: $as_user$bindir/pg_ctl -D $data stop)"
 }
 
-services_ensure_postgres() {
-    local host=${PGHOST:-127.0.0.1} port=${PGPORT:-5432} rc timeout=${SERVICES_START_TIMEOUT:-60}
-    [[ $host != /* ]] || services_die "PGHOST=$host is a socket directory; set it to a host name or IP address"
+# Starts (creating it first if needed) the project-local cluster (see services_pg_locate_data) on
+# 127.0.0.1:PORT.
+services_start_local_pg() {
+    local port=$1 data state
 
+    mkdir -p "$SERVICES_RUN_DIR"
+    services_pg_locate_data
+    data=$SERVICES_PG_DATA
+    if [[ $(id -u) -eq 0 && $data == "$SERVICES_RUN_DIR/postgres" ]]; then
+        # A cluster inside the checkout: let the postgres user pass through .run (not list it).
+        chmod o+x "$SERVICES_RUN_DIR"
+    fi
+
+    if [[ -e $data && $(id -u) -ne 0 && ! -O $data ]]; then
+        services_die "$data belongs to $(stat -c %U "$data"); run as that user (or root), or start PostgreSQL on $port yourself"
+    fi
+    services_pg_select_bindir "$data"
+    if [[ ! -f $data/PG_VERSION ]]; then
+        services_log "PostgreSQL: creating a project-local cluster in $data ..."
+        if [[ $data != "$SERVICES_RUN_DIR/postgres" ]]; then
+            # Root's cluster outside the checkout: folders the postgres user may pass through,
+            # a note naming the checkout, and .run/postgres leading to it (made first, so that
+            # even a failed start leaves a pointer to what it made).
+            state=${data%/*}
+            # umask 022: the folders it creates are searchable; existing ones are left as they are.
+            (umask 022 && mkdir -p "$state") ||
+                services_die "cannot create $state; set SERVICES_STATE_DIR to a folder root may write"
+            (cd "$SERVICES_REPO_ROOT" && pwd -P) >"$state/checkout"
+            ln -sfn "$data" "$SERVICES_RUN_DIR/postgres"
+        fi
+        services_pg_initdb "$data"
+    fi
+    services_pg_start "$data" "$port" "the project-local cluster"
+}
+
+# Sets SERVICES_PG_ISREADY to pg_isready (installing the client when it is missing) and makes
+# sure psql is there.
+services_pg_find_isready() {
+    [[ -z ${SERVICES_PG_ISREADY:-} ]] || return 0
     # pg_isready comes with the client package; the server binaries are checked only if needed.
     SERVICES_PG_ISREADY=$(command -v pg_isready 2>/dev/null || true)
     if [[ -z $SERVICES_PG_ISREADY ]]; then
@@ -339,6 +369,13 @@ services_ensure_postgres() {
     fi
     command -v psql >/dev/null 2>&1 ||
         services_apt_install "the PostgreSQL client (psql)" postgresql-client
+}
+
+services_ensure_postgres() {
+    local host=${PGHOST:-127.0.0.1} port=${PGPORT:-5432} rc timeout=${SERVICES_START_TIMEOUT:-60}
+    [[ $host != /* ]] || services_die "PGHOST=$host is a socket directory; set it to a host name or IP address"
+
+    services_pg_find_isready
 
     # pg_isready: 0 accepting, 1 rejecting (starting up or shutting down), 2 no response.
     rc=0
@@ -670,6 +707,30 @@ ensure_services() {
     services_ensure_postgres
     services_ensure_redis
     if (( nats )); then services_ensure_nats; fi
+}
+
+# pg_cluster_start DATA PORT: a throwaway cluster for a test that stops or crashes PostgreSQL
+# (never the one the project shares): creates it in DATA (a new or empty folder; as root, one the
+# `postgres` user can reach, e.g. below a mode-755 folder) unless DATA holds one, starts it on
+# 127.0.0.1:PORT and waits until it accepts connections. Exits on failure. The caller stops it
+# (pg_cluster_stop) and deletes DATA.
+pg_cluster_start() {
+    local data=${1:?pg_cluster_start needs a data folder} port=${2:?pg_cluster_start needs a port}
+    services_pg_select_bindir "$data"
+    if [[ ! -f $data/PG_VERSION ]]; then services_pg_initdb "$data"; fi
+    services_pg_start "$data" "$port"
+}
+
+# pg_cluster_stop DATA [MODE]: stops the cluster in DATA with pg_ctl stop -m MODE (fast by
+# default; immediate is a crash: no checkpoint, recovery from the WAL at the next start) and
+# returns once it is down. Does nothing when it is not running.
+pg_cluster_stop() {
+    local data=${1:?pg_cluster_stop needs a data folder} mode=${2:-fast} version bindir
+    [[ -f $data/PG_VERSION && -f $data/postmaster.pid ]] || return 0
+    version=$(<"$data/PG_VERSION")
+    bindir=$(services_pg_bindir "$version") || services_die "PostgreSQL $version (of $data) is not installed"
+    services_as_pg "$bindir/pg_ctl" -D "$data" -m "$mode" -w -t 60 stop </dev/null >/dev/null 2>&1 ||
+        services_die "pg_ctl could not stop the cluster in $data; see $data/postgres.log"
 }
 
 # ensure_nats: a NATS server with JetStream answers on NATS_HOST:NATS_PORT; exports NATS_URL.

@@ -5,10 +5,14 @@
 # ports and token, so any number of suites and scripts/run can run on one machine at once.
 # Source this file (it sources services.sh and app.sh), then:
 #
-#   system_start [--release] [--saga-mode M] [--no-build] [--nats]
+#   system_start [--release] [--saga-mode M] [--no-build] [--nats] [--private-postgres]
 #       Makes PostgreSQL and Redis answer (ensure_services), builds the binaries (`cargo build
 #       --bins`, quietly; --release for release ones; --no-build to use what is there, in
-#       $CARGO_TARGET_DIR or target/), creates the database cqrs_it_<id>, picks three free ports,
+#       $CARGO_TARGET_DIR or target/); with --private-postgres starts a PostgreSQL cluster of the
+#       system's own on a free port (pg_cluster_start; for a measurement that other work on the
+#       shared server must not disturb: its sessions, or a long transaction elsewhere holding
+#       back the projector's safe horizon; system_stop deletes it), creates the database
+#       cqrs_it_<id>, picks three free ports,
 #       a Redis key prefix cqrs_it_<id>: and a token, starts command-api (which applies the
 #       migrations), makes the query-api's login cqrs_query_login, starts projector and
 #       query-api, and waits until each answers /readyz. Registers system_stop on EXIT (chained
@@ -125,15 +129,16 @@ system__on_exit() {
 }
 
 system_start() {
-    local profile=debug build=1 saga_mode=${SAGA_MODE:-orchestration} nats="" name out prev
+    local profile=debug build=1 saga_mode=${SAGA_MODE:-orchestration} nats="" private_postgres=0 name out prev
     local services=(command-api query-api projector)
     while (( $# )); do
         case $1 in
             --release) profile=release; shift ;;
             --no-build) build=0; shift ;;
+            --private-postgres) private_postgres=1; shift ;;
             --saga-mode) saga_mode=${2:?--saga-mode needs orchestration or choreography}; shift 2 ;;
             --nats) nats=1; services+=(notifications); shift ;;
-            *) system__die "system_start: unknown argument $1 (use --release, --saga-mode M, --no-build, --nats)" ;;
+            *) system__die "system_start: unknown argument $1 (use --release, --saga-mode M, --no-build, --nats, --private-postgres)" ;;
         esac
     done
     [[ -z $_system_started ]] || system__die "system_start: the system is already started; call system_stop first"
@@ -172,6 +177,15 @@ system_start() {
         [[ -x $SYSTEM_BIN_DIR/$name ]] ||
             system__die "$SYSTEM_BIN_DIR/$name not found; build it (cargo build --bins, with --release for release) or drop --no-build"
     done
+
+    if (( private_postgres )); then
+        local pg_port
+        _system_pg_folder=$(mktemp -d "${TMPDIR:-/tmp}/cqrs-system-pg-$SYSTEM_ID.XXXXXX")
+        chmod 755 "$_system_pg_folder"   # the postgres user (root runs the server as it) passes through
+        services_free_port pg_port
+        pg_cluster_start "$_system_pg_folder/data" "$pg_port"
+        DATABASE_SERVER_URL="postgres://postgres@127.0.0.1:$pg_port"
+    fi
 
     SYSTEM_SAGA_MODE=$saga_mode
     SYSTEM_TOKEN=$(app_random_hex 16)
@@ -249,7 +263,15 @@ system_stop() {
         _system_nats=""
     fi
 
-    if [[ -n ${_system_database:-} && -n ${DATABASE_SERVER_URL:-} ]]; then
+    if [[ -n ${_system_pg_folder:-} ]]; then
+        # The system's own cluster: nothing of it is kept.
+        if ! (pg_cluster_stop "$_system_pg_folder/data" immediate); then
+            printf 'warning: could not stop the PostgreSQL cluster in %s\n' "$_system_pg_folder/data" >&2
+            left=1
+        fi
+        rm -rf "$_system_pg_folder"
+        _system_pg_folder=""
+    elif [[ -n ${_system_database:-} && -n ${DATABASE_SERVER_URL:-} ]]; then
         if ! out=$(psql "$DATABASE_SERVER_URL/postgres" -X -q -v ON_ERROR_STOP=1 </dev/null 2>&1 \
             -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '$_system_database' AND pid <> pg_backend_pid()" \
             -c "DROP DATABASE IF EXISTS \"$_system_database\""); then

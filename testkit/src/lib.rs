@@ -2,6 +2,7 @@
 //! test's own database (from `#[sqlx::test]`) and its own Redis key prefix, with methods that
 //! let tests read as stories. Dropping it deletes the prefix's Redis keys.
 
+pub mod invariants;
 pub mod nats;
 mod snapshot;
 mod workload;
@@ -24,7 +25,8 @@ use sqlx::{
 use tokio::{sync::watch, task::JoinHandle};
 use uuid::Uuid;
 
-pub use projector::saga::SagaMode;
+pub use invariants::{QuietState, SystemUnderTest};
+pub use projector::{saga::SagaMode, subscription::Subscription};
 pub use snapshot::ReadModelSnapshot;
 pub use workload::Workload;
 
@@ -99,6 +101,8 @@ pub struct TestSystemBuilder {
     snapshot_every: i64,
     partitions: i32,
     projector_args: Vec<String>,
+    command_api_token: String,
+    api_args: Vec<String>,
 }
 
 impl Default for TestSystemBuilder {
@@ -110,6 +114,8 @@ impl Default for TestSystemBuilder {
             // More than one, so that every test runs partitioned subscriptions.
             partitions: 3,
             projector_args: Vec::new(),
+            command_api_token: TOKEN.to_owned(),
+            api_args: Vec::new(),
         }
     }
 }
@@ -138,6 +144,16 @@ impl TestSystemBuilder {
         self.projector_args.extend(args);
         self
     }
+    /// The command-api's COMMAND_API_TOKEN setting (`TOKEN` by default, which `command` sends).
+    pub fn command_api_token(mut self, setting: &str) -> Self {
+        self.command_api_token = setting.to_owned();
+        self
+    }
+    /// More command-line settings for both APIs, e.g. `["--cors-allowed-origins", "..."]`.
+    pub fn api_args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.api_args.extend(args.into_iter().map(Into::into));
+        self
+    }
 
     /// Starts the services on the test's database (from `#[sqlx::test]`), each through its own
     /// `Application::build`, listening on port 0.
@@ -146,19 +162,23 @@ impl TestSystemBuilder {
         // connections for the whole test, and `stop` closes them.
         let url = database_url(&connect_options, None);
         let command = command_api::Application::build(
-            command_api::Settings::try_parse_from([
-                "command-api",
-                "--database-url",
-                &url,
-                "--addr",
-                "127.0.0.1:0",
-                "--token",
-                TOKEN,
-                "--snapshot-every",
-                &self.snapshot_every.to_string(),
-                "--database-pool-size",
-                POOL_SIZE,
-            ])
+            command_api::Settings::try_parse_from(
+                [
+                    "command-api",
+                    "--database-url",
+                    &url,
+                    "--addr",
+                    "127.0.0.1:0",
+                    "--token",
+                    &self.command_api_token,
+                    "--snapshot-every",
+                    &self.snapshot_every.to_string(),
+                    "--database-pool-size",
+                    POOL_SIZE,
+                ]
+                .into_iter()
+                .chain(self.api_args.iter().map(String::as_str)),
+            )
             .expect("command-api settings"),
         )
         .await
@@ -178,19 +198,23 @@ impl TestSystemBuilder {
         let mut query_base = String::new();
         if self.read_side {
             let query = query_api::Application::build(
-                query_api::Settings::try_parse_from([
-                    "query-api",
-                    "--database-url",
-                    &url,
-                    "--redis-url",
-                    &redis_url(),
-                    "--redis-key-prefix",
-                    keys.prefix(),
-                    "--addr",
-                    "127.0.0.1:0",
-                    "--database-pool-size",
-                    POOL_SIZE,
-                ])
+                query_api::Settings::try_parse_from(
+                    [
+                        "query-api",
+                        "--database-url",
+                        &url,
+                        "--redis-url",
+                        &redis_url(),
+                        "--redis-key-prefix",
+                        keys.prefix(),
+                        "--addr",
+                        "127.0.0.1:0",
+                        "--database-pool-size",
+                        POOL_SIZE,
+                    ]
+                    .into_iter()
+                    .chain(self.api_args.iter().map(String::as_str)),
+                )
                 .expect("query-api settings"),
             )
             .await
@@ -437,6 +461,59 @@ impl TestSystem {
             .expect("a projector is running")
     }
 
+    /// The Redis read model's subscription as the projector runs it, with the lease of its
+    /// partition (taken once a killed projector's lease has expired), for tests that drive it
+    /// one batch at a time.
+    pub async fn lookups_subscription(
+        &self,
+    ) -> (
+        projector::projections::lookups::Lookups,
+        event_store::checkpoints::Lease,
+    ) {
+        let lookups = projector::projections::lookups::Lookups::new(
+            self.redis.clone(),
+            self.keys.clone(),
+            self.pool.clone(),
+            projector::projections::lookups::Target::Live,
+        );
+        let owner = Uuid::new_v4();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let claimed = event_store::checkpoints::claim(
+                &self.pool,
+                read_models::names::LOOKUPS,
+                0,
+                owner,
+                Duration::from_secs(60),
+            )
+            .await
+            .expect("claim");
+            if let Some(lease) = claimed {
+                return (lookups, lease);
+            }
+            assert!(Instant::now() < deadline, "the lookups lease never expired");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Deletes every Redis key of the system's prefix, as a Redis restarted without persistence
+    /// would have lost them.
+    pub async fn wipe_redis(&self) {
+        let mut redis = self.redis.clone();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.keys.prefix()))
+            .query_async(&mut redis)
+            .await
+            .expect("keys");
+        if !keys.is_empty() {
+            redis::cmd("DEL")
+                .arg(keys)
+                .exec_async(&mut redis)
+                .await
+                .expect("deleted");
+        }
+    }
+
     pub fn rebuilder(&self) -> projector::rebuild::Rebuilder {
         projector::rebuild::Rebuilder {
             pool: self.pool.clone(),
@@ -568,26 +645,20 @@ impl TestSystem {
     /// Waits until every subscription has applied every event (and the Redis read models exist:
     /// on a fresh system the projector creates them as it starts).
     pub async fn wait_until_caught_up(&self) {
-        let caught_up = eventually(Duration::from_secs(60), || async {
-            let mut redis = self.redis.clone();
-            let redis_ready: bool = redis::cmd("EXISTS")
-                .arg(self.keys.live_generation())
-                .query_async(&mut redis)
-                .await
-                .unwrap_or(false);
-            let (status, body) = self.read("/projections").await;
-            redis_ready
-                && status == StatusCode::OK
-                && body["items"].as_array().is_some_and(|items| {
-                    !items.is_empty() && items.iter().all(|item| item["lag_events"] == 0)
-                })
-        })
-        .await;
-        assert!(
-            caught_up,
-            "the projector did not catch up: {}",
-            self.read("/projections").await.1
-        );
+        self.under_test()
+            .wait_until_caught_up(Duration::from_secs(60))
+            .await;
+    }
+
+    /// The system as the invariant checks see it.
+    pub fn under_test(&self) -> SystemUnderTest<'_> {
+        SystemUnderTest {
+            pool: &self.pool,
+            redis: &self.redis,
+            keys: &self.keys,
+            client: &self.client,
+            query_base: &self.query_base,
+        }
     }
 
     /// Stops every service and closes every database session, so that `#[sqlx::test]` can drop

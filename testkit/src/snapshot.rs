@@ -33,9 +33,11 @@ impl ReadModelSnapshot {
             .await
             .expect("keys");
         let mut documents = BTreeMap::new();
+        // The generation's own keys (its checkpoint, a replay's mark) are not documents.
+        let own = [RedisKeys::CHECKPOINT_SUFFIX, RedisKeys::REPLAY_UNTIL_SUFFIX];
         for key in found
             .into_iter()
-            .filter(|key| !key.ends_with(":checkpoint"))
+            .filter(|key| !own.contains(&&key[base.len()..]))
         {
             let doc: String = redis::cmd("HGET")
                 .arg(&key)
@@ -65,5 +67,37 @@ impl ReadModelSnapshot {
             event_feed: rows("SELECT to_jsonb(f) FROM read_model.event_feed f ORDER BY position")
                 .await,
         }
+    }
+}
+
+impl ReadModelSnapshot {
+    /// Where `self` and `other` first differ, or `None` when they are equal.
+    pub fn first_difference(&self, other: &Self) -> Option<String> {
+        for (key, doc) in &self.redis {
+            match other.redis.get(key) {
+                Some(theirs) if theirs == doc => {}
+                theirs => return Some(format!("Redis {key}: {doc} vs {theirs:?}")),
+            }
+        }
+        if let Some(key) = other
+            .redis
+            .keys()
+            .find(|key| !self.redis.contains_key(*key))
+        {
+            return Some(format!("Redis {key}: missing vs {}", other.redis[key]));
+        }
+        for (table, ours, theirs) in [
+            ("orders", &self.orders, &other.orders),
+            ("products", &self.products, &other.products),
+            ("order_history", &self.history, &other.history),
+        ] {
+            if ours.len() != theirs.len() {
+                return Some(format!("{table}: {} rows vs {}", ours.len(), theirs.len()));
+            }
+            if let Some((a, b)) = ours.iter().zip(theirs).find(|(a, b)| a != b) {
+                return Some(format!("{table}: {a} vs {b}"));
+            }
+        }
+        None
     }
 }

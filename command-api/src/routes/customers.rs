@@ -37,7 +37,12 @@ pub struct RegisterCustomer {
     responses(
         (status = 201, description = "Registered; `Location` is the query-api path", body = CommandAccepted,
             headers(("Location" = String, description = "The query-api path of the customer"),
-                    ("ETag" = String, description = "The customer's version, quoted"))),
+                    ("ETag" = String, description = "The customer's version, quoted")),
+            links(
+                ("PlaceOrder" = (operation_id = "place_order",
+                    request_body = json!({"customer_id": "$response.body#/id"}),
+                    description = "Place an order for the customer just registered (its lines are yours to fill in)")),
+            )),
         (status = 400, description = "Not JSON, or the wrong shape", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),

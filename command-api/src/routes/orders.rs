@@ -59,7 +59,13 @@ pub struct CancelOrder {
     responses(
         (status = 202, description = "Accepted as pending; `Location` is the query-api path", body = CommandAccepted,
             headers(("Location" = String, description = "The query-api path of the order"),
-                    ("ETag" = String, description = "The order's version, quoted"))),
+                    ("ETag" = String, description = "The order's version, quoted")),
+            links(
+                ("CancelOrder" = (operation_id = "cancel_order", parameters(("id" = "$response.body#/id")),
+                    description = "Cancel the order just placed")),
+                ("ShipOrder" = (operation_id = "ship_order", parameters(("id" = "$response.body#/id")),
+                    description = "Ship the order once the saga has approved it")),
+            )),
         (status = 400, description = "Not JSON, or the wrong shape", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),

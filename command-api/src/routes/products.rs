@@ -53,7 +53,11 @@ pub struct Restock {
     responses(
         (status = 201, description = "Added; `Location` is the query-api path", body = CommandAccepted,
             headers(("Location" = String, description = "The query-api path of the product"),
-                    ("ETag" = String, description = "The product's version, quoted"))),
+                    ("ETag" = String, description = "The product's version, quoted")),
+            links(
+                ("RestockProduct" = (operation_id = "restock_product", parameters(("id" = "$response.body#/id")),
+                    description = "Restock the product just added")),
+            )),
         (status = 400, description = "Not JSON, or the wrong shape", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Another product has this SKU", body = Problem, content_type = "application/problem+json"),

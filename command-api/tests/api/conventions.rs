@@ -34,6 +34,35 @@ async fn commands_without_the_right_token_are_401(pool: PgPool) {
     app.stop().await;
 }
 
+/// Rotation without downtime: while COMMAND_API_TOKEN lists the old and the new token, commands
+/// with either are accepted.
+#[sqlx::test(migrations = false)]
+async fn every_token_of_a_comma_separated_list_is_accepted(pool: PgPool) {
+    let app = TestSystem::builder()
+        .command_side_only()
+        .command_api_token(&format!(" old-token , {TOKEN} "))
+        .start((*pool.connect_options()).clone())
+        .await;
+    let url = format!("{}/customers", app.command_base);
+    for (token, expected) in [
+        ("old-token", StatusCode::CREATED),
+        (TOKEN, StatusCode::CREATED),
+        ("old-token,test-token", StatusCode::UNAUTHORIZED),
+        ("other", StatusCode::UNAUTHORIZED),
+    ] {
+        let response = app
+            .client
+            .post(&url)
+            .bearer_auth(token)
+            .json(&json!({ "name": "Ada", "credit_limit_cents": 1 }))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), expected, "{token}");
+    }
+    app.stop().await;
+}
+
 #[sqlx::test(migrations = false)]
 async fn actix_extractor_errors_are_problem_json(pool: PgPool) {
     let app = TestSystem::command_side(&pool).await;

@@ -6,7 +6,11 @@
 //! anything and a projector that lost a race with a rebuild cannot write into a dropped copy.
 //! The checkpoint lives in Redis too: when Redis loses its data (flush, restart without
 //! persistence) the live pointer vanishes with it, the projector notices on its next poll and
-//! starts a fresh generation from position 0, with no human involved.
+//! starts a fresh generation from position 0, with no human involved. That generation records
+//! the log's head as it starts (`RedisKeys::replay_until`): until its checkpoint gets there, the
+//! query-api answers a missing document with 503, not 404, since it may just not be replayed yet.
+//! A batch read before the loss cannot move the fresh generation's checkpoint past the events it
+//! has not replayed: the checkpoint script refuses a batch that does not follow its checkpoint.
 
 use std::collections::HashMap;
 
@@ -72,7 +76,14 @@ impl Lookups {
         if let Some(generation) = live {
             return Ok(generation);
         }
+        // Read before the generation exists: every event committed by then is at or below it.
+        let replay_until = event_store::head_position(&self.pool).await?;
         let generation = new_generation(&mut redis, &self.scripts).await?;
+        redis::cmd("SET")
+            .arg(self.keys.replay_until(generation))
+            .arg(replay_until)
+            .exec_async(&mut redis)
+            .await?;
         let claimed: bool = redis::cmd("SET")
             .arg(self.keys.live_generation())
             .arg(generation)
@@ -83,6 +94,7 @@ impl Lookups {
         if claimed {
             tracing::warn!(
                 generation,
+                replay_until,
                 "the Redis read models are missing (first start, or Redis lost its data): rebuilding them from position 0"
             );
             self.restart_mirror().await;
@@ -116,11 +128,15 @@ impl Lookups {
         }
     }
 
-    /// Folds `events` into the documents of `generation` and moves its checkpoint to `read_to`.
-    /// Returns false when the generation is no longer the one its pointer names.
+    /// Folds `events` (all after `from`) into the documents of `generation` and moves its
+    /// checkpoint to `read_to`. Returns false, with the checkpoint left where it is, when the
+    /// generation is no longer the one its pointer names, or its checkpoint is not at `from`
+    /// (Redis lost its data after the batch was read, and a generation of the same number was
+    /// made afresh: moving it would leave a gap).
     pub async fn write_batch(
         &self,
         generation: i64,
+        from: i64,
         events: &[RecordedEvent],
         read_to: i64,
     ) -> Result<bool, ProjectionError> {
@@ -166,7 +182,7 @@ impl Lookups {
         }
         let moved: i64 = self
             .scripts
-            .write_checkpoint(&pointer, generation, read_to)
+            .write_checkpoint(&pointer, generation, from, read_to)
             .invoke_async(&mut redis)
             .await?;
         Ok(moved >= 0)
@@ -294,8 +310,9 @@ impl Subscription for Lookups {
     }
 
     /// No re-read of the checkpoint is needed here: the write scripts refuse a generation that
-    /// is no longer wanted, and never move a document or the checkpoint backwards, so a batch
-    /// that another process already applied changes nothing.
+    /// is no longer wanted, never move a document or the checkpoint backwards, and never move
+    /// the checkpoint across events the batch does not hold, so a batch that another process
+    /// already applied changes nothing.
     async fn apply(
         &self,
         lease: &Lease,
@@ -304,12 +321,12 @@ impl Subscription for Lookups {
     ) -> Result<bool, ProjectionError> {
         let generation = self.generation().await?;
         // A generation made since `from` was read (Redis lost its data) starts at 0: folding
-        // this batch alone into it would leave its documents without their earlier events.
+        // this batch alone into it would fold documents it replayed only in part.
         if self.checkpoint_of(generation).await? != from {
             return Ok(false);
         }
         if !self
-            .write_batch(generation, &batch.events, batch.read_to)
+            .write_batch(generation, from, &batch.events, batch.read_to)
             .await?
         {
             return Ok(false);

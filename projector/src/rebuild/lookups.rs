@@ -73,7 +73,10 @@ impl Rebuilder {
         let old_generation = loop {
             let events = self.read(position).await?;
             if let Some(last) = events.last() {
-                if !copy.write_batch(generation, &events, last.position).await? {
+                if !copy
+                    .write_batch(generation, position, &events, last.position)
+                    .await?
+                {
                     bail!("another rebuild of lookups took over; this one stopped");
                 }
                 position = last.position;

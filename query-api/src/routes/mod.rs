@@ -25,7 +25,9 @@ pub const POSITION_HEADER: &str = "X-Position";
 #[into_params(parameter_in = Query)]
 pub struct Consistent {
     /// Wait (up to 5 s, then 503) until the read model has applied every event at or below
-    /// this position: pass the `position` a command answered to read your own write.
+    /// this position: pass the `position` a command answered to read your own write. While
+    /// as many requests as allowed already wait (`MAX_CONSISTENCY_WAITS`), one that would wait
+    /// gets 503 at once.
     #[param(minimum = 0)]
     pub min_position: Option<i64>,
 }

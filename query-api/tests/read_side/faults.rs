@@ -5,10 +5,11 @@ use std::{process::Stdio, time::Duration};
 
 use clap::Parser;
 use domain::{StreamType, product::ProductEvent};
+use event_store::Batch;
 use event_store::Metadata;
 use reqwest::StatusCode;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use testkit::{TestSystem, eventually};
+use testkit::{Subscription, TestSystem, eventually};
 use uuid::Uuid;
 
 #[sqlx::test(migrations = false)]
@@ -22,17 +23,7 @@ async fn deleting_every_redis_key_heals_itself_within_seconds(
         .read_at(&format!("/customers/{customer}"), position)
         .await;
 
-    let mut redis = system.redis.clone();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}*", system.keys.prefix()))
-        .query_async(&mut redis)
-        .await
-        .expect("keys");
-    let _: i64 = redis::cmd("DEL")
-        .arg(keys)
-        .query_async(&mut redis)
-        .await
-        .expect("deleted");
+    system.wipe_redis().await;
 
     let healed = eventually(Duration::from_secs(10), || async {
         system.read(&format!("/customers/{customer}")).await.0 == StatusCode::OK
@@ -43,6 +34,115 @@ async fn deleting_every_redis_key_heals_itself_within_seconds(
         .read_at(&format!("/customers/{customer}"), position)
         .await;
     assert_eq!(body["credit_limit_cents"], 700);
+    system.stop().await;
+}
+
+/// While the projector replays the log into a fresh generation (Redis lost its data), a lookup
+/// of a document not replayed yet cannot tell whether it exists: 503, never 404.
+#[sqlx::test(migrations = false)]
+async fn while_redis_is_replayed_a_missing_document_is_503_not_404(
+    pool_options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let system = TestSystem::start(pool_options, connect).await;
+    let (early, early_position) = system.register_customer(100).await;
+    let (late, _) = system.register_customer(200).await;
+    system.wait_until_caught_up().await;
+    system.kill_projector().await;
+    system.wipe_redis().await;
+
+    // The projector's lookups subscription, driven by hand: a fresh generation, and the log
+    // replayed only up to the first customer.
+    let (lookups, lease) = system.lookups_subscription().await;
+    assert_eq!(lookups.position(&lease).await.expect("position"), 0);
+    let events = {
+        let mut conn = system.pool.acquire().await.expect("conn");
+        event_store::read_after(&mut conn, 0, 1_000)
+            .await
+            .expect("events")
+    };
+    let (replayed, rest): (Vec<_>, Vec<_>) = events
+        .into_iter()
+        .partition(|event| event.position <= early_position);
+    let replayed = Batch {
+        events: replayed,
+        read_to: early_position,
+    };
+    assert!(lookups.apply(&lease, 0, &replayed).await.expect("applied"));
+
+    assert_eq!(
+        system.read(&format!("/customers/{early}")).await.0,
+        StatusCode::OK
+    );
+    for id in [late, Uuid::new_v4()] {
+        let response = system
+            .query(&format!("/customers/{id}"))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{id}");
+        assert!(response.headers().contains_key("retry-after"));
+    }
+
+    // Once the replay has passed the log's head as of the loss, a missing document is missing.
+    let rest = Batch {
+        read_to: rest.last().map_or(early_position, |event| event.position),
+        events: rest,
+    };
+    assert!(
+        lookups
+            .apply(&lease, early_position, &rest)
+            .await
+            .expect("applied")
+    );
+    assert_eq!(
+        system.read(&format!("/customers/{late}")).await.0,
+        StatusCode::OK
+    );
+    let (status, _) = system.read(&format!("/customers/{}", Uuid::new_v4())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    system.stop().await;
+}
+
+/// Redis loses its data between the projector reading its checkpoint and writing the batch that
+/// follows it: the batch must not move the fresh generation's checkpoint past the events it has
+/// not replayed yet, or their documents would be missing for good.
+#[sqlx::test(migrations = false)]
+async fn a_redis_loss_in_the_middle_of_a_batch_leaves_no_gap(
+    pool_options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let system = TestSystem::start(pool_options, connect).await;
+    let (before, _) = system.register_customer(100).await;
+    system.wait_until_caught_up().await;
+    system.kill_projector().await;
+
+    let (lookups, lease) = system.lookups_subscription().await;
+    let from = lookups.position(&lease).await.expect("position");
+    let (after, _) = system.register_customer(200).await;
+    let batch = {
+        let mut conn = system.pool.acquire().await.expect("conn");
+        event_store::read_after(&mut conn, from, 1_000)
+            .await
+            .expect("events")
+    };
+    system.wipe_redis().await;
+    // Whatever it answers, it must not leave a hole below its checkpoint.
+    let batch = Batch {
+        read_to: batch.last().map_or(from, |event| event.position),
+        events: batch,
+    };
+    let _ = lookups.apply(&lease, from, &batch).await.expect("applied");
+    event_store::checkpoints::release(&system.pool, &lease)
+        .await
+        .expect("released");
+
+    system.start_projector().await;
+    system.wait_until_caught_up().await;
+    for id in [before, after] {
+        let (status, body) = system.read(&format!("/customers/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{id}: {body}");
+    }
     system.stop().await;
 }
 

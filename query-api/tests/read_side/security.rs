@@ -79,3 +79,128 @@ async fn a_reader_only_login_cannot_escape_the_role(
     reader.close().await;
     admin.close().await;
 }
+
+/// Every answer, success or error, JSON or Swagger UI, carries the usual security headers; the
+/// API's own answers allow a browser nothing, Swagger UI's page only its own origin.
+#[sqlx::test(migrations = false)]
+async fn every_answer_carries_the_security_headers(
+    pool_options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let system = testkit::TestSystem::start(pool_options, connect).await;
+    let missing = format!("/customers/{}", uuid::Uuid::new_v4());
+    for (path, policy) in [
+        ("/healthz", "default-src 'none'"),
+        (missing.as_str(), "default-src 'none'"),
+        ("/orders?limit=0", "default-src 'none'"),
+        ("/nowhere", "default-src 'none'"),
+        ("/api-docs/openapi.json", "default-src 'none'"),
+        ("/swagger-ui/", "default-src 'self'"),
+    ] {
+        let response = system.query(path).send().await.expect("sent");
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        let csp = headers["content-security-policy"].to_str().expect("ASCII");
+        assert!(csp.starts_with(policy), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+    }
+    system.stop().await;
+}
+
+/// With no CORS_ALLOWED_ORIGINS, no page of another origin may read an answer.
+#[sqlx::test(migrations = false)]
+async fn cors_is_closed_by_default(pool_options: PgPoolOptions, connect: PgConnectOptions) {
+    let system = testkit::TestSystem::start(pool_options, connect).await;
+    let read = system
+        .query("/projections")
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .expect("sent");
+    assert!(!read.headers().contains_key("access-control-allow-origin"));
+    let preflight = system
+        .client
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/projections", system.query_base),
+        )
+        .header("Origin", "https://evil.example")
+        .header("Access-Control-Request-Method", "GET")
+        .send()
+        .await
+        .expect("sent");
+    assert!(
+        !preflight
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+    system.stop().await;
+}
+
+/// CORS_ALLOWED_ORIGINS opens the API to exactly the origins it names.
+#[sqlx::test(migrations = false)]
+async fn cors_opens_to_the_configured_origins_only(
+    pool_options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    drop(pool_options);
+    let system = testkit::TestSystem::builder()
+        .api_args([
+            "--cors-allowed-origins",
+            "https://shop.example, http://localhost:3000",
+        ])
+        .start(connect)
+        .await;
+    let preflight = |origin: &'static str| {
+        system
+            .client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/customers", system.command_base),
+            )
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization, content-type, idempotency-key",
+            )
+            .send()
+    };
+    let allowed = preflight("https://shop.example").await.expect("sent");
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
+    let methods = allowed.headers()["access-control-allow-methods"]
+        .to_str()
+        .expect("ASCII");
+    assert!(methods.contains("POST"), "{methods}");
+    let refused = preflight("https://evil.example").await.expect("sent");
+    assert!(
+        !refused
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+
+    let (customer, position) = system.register_customer(5).await;
+    let read = system
+        .query(&format!("/customers/{customer}?min_position={position}"))
+        .header("Origin", "http://localhost:3000")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(read.status(), reqwest::StatusCode::OK);
+    assert_eq!(
+        read.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    let exposed = read.headers()["access-control-expose-headers"]
+        .to_str()
+        .expect("ASCII")
+        .to_ascii_lowercase();
+    assert!(exposed.contains("x-position"), "{exposed}");
+    system.stop().await;
+}

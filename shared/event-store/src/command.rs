@@ -14,7 +14,9 @@ use crate::{
     append_to_stream, claims, idempotency, load_aggregate, snapshot,
 };
 
-/// How often a command that lost a race (or hit a transient database error) is tried in all.
+/// How often a command that lost a race (or hit a transient database error) is tried in all. A
+/// database that cannot be reached at all is not retried here: each try would wait the pool's
+/// whole acquire timeout, and the client is better told 503 (with Retry-After) at once.
 const MAX_ATTEMPTS: u32 = 12;
 
 #[derive(Debug, thiserror::Error)]
@@ -180,7 +182,9 @@ where
                     actual,
                 });
             }
-            Err(CommandError::Store(error)) if error.is_transient() && attempt < MAX_ATTEMPTS => {
+            Err(CommandError::Store(error))
+                if error.is_transient() && !error.is_unreachable() && attempt < MAX_ATTEMPTS =>
+            {
                 tracing::debug!(%stream_id, attempt, %error, "retrying a command");
                 tokio::time::sleep(backoff(attempt)).await;
             }

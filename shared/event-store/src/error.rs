@@ -33,4 +33,13 @@ impl StoreError {
             Self::Corrupt(_) | Self::OtherStreamType { .. } => false,
         }
     }
+
+    /// True when no connection could be had at all: the pool already waited its whole acquire
+    /// timeout for the database, so trying again at once would only wait as long again.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)
+        )
+    }
 }

@@ -5,11 +5,13 @@
 //! domain, PostgreSQL or Redis.
 
 pub mod bearer;
+pub mod deadlines;
 mod docs;
 pub mod json_integer;
 mod middleware;
 pub mod operations;
 mod problem;
+pub mod security;
 mod server;
 pub mod shutdown;
 pub mod telemetry;
@@ -21,6 +23,7 @@ pub use problem::{
     PROBLEM_CONTENT_TYPE, Problem, ProblemField, json_config, path_config, payload_config,
     query_config, resource_for, route_not_found,
 };
+pub use security::HttpArgs;
 pub use server::{ApiServer, Sampler, ServerConfig};
 
 /// Re-exported for `answer_with_problem!`.

@@ -1,20 +1,22 @@
 //! The HTTP server every service runs: the conventions (request ids, metrics, problem+json for
-//! every error, body and parameter limits, API docs, 404 for unknown routes) in one place, and
-//! the service's own routes and state from `configure`.
+//! every error, body and parameter limits, time limits for slow clients, API docs, 404 for
+//! unknown routes) in one place, and the service's own routes and state from `configure`.
 
 use std::{net::SocketAddr, sync::Arc};
 
 use actix_web::{
     App, HttpServer,
     dev::{Server, ServerHandle},
-    middleware::from_fn,
+    middleware::{Condition, from_fn},
     web,
 };
 use anyhow::Context;
 
 use crate::{
-    configure_api_docs, json_config, observe_requests, path_config, payload_config, query_config,
-    route_not_found,
+    configure_api_docs,
+    deadlines::{self, body_deadline},
+    json_config, observe_requests, path_config, payload_config, query_config, route_not_found,
+    security::{self, CorsOrigins, security_headers},
 };
 
 /// Where and how a service serves HTTP.
@@ -32,6 +34,8 @@ pub struct ServerConfig {
     pub handle_signals: bool,
     /// Run before each `/metrics` render, to set gauges read from state (a pool's use).
     pub samplers: Vec<Sampler>,
+    /// Origins whose pages may call the service (CORS); none: closed.
+    pub cors_allowed_origins: CorsOrigins,
 }
 
 /// Sets gauges from the current state of something the server holds; run at every scrape, so
@@ -51,11 +55,16 @@ impl ServerConfig {
             workers: None,
             handle_signals: true,
             samplers: Vec::new(),
+            cors_allowed_origins: CorsOrigins::default(),
         }
     }
     /// Runs `sample` before each `/metrics` render (e.g. `database::record_pool_use`).
     pub fn sample_before_scrape(mut self, sample: impl Fn() + Send + Sync + 'static) -> Self {
         self.samplers.push(Arc::new(sample));
+        self
+    }
+    pub fn cors(mut self, allowed_origins: CorsOrigins) -> Self {
+        self.cors_allowed_origins = allowed_origins;
         self
     }
     pub fn openapi(mut self, openapi: utoipa::openapi::OpenApi) -> Self {
@@ -91,15 +100,22 @@ impl ApiServer {
             workers,
             handle_signals,
             samplers,
+            cors_allowed_origins,
         } = config;
         let samplers = web::Data::new(ScrapeSamplers(samplers));
-        let listener = std::net::TcpListener::bind(&addr).with_context(|| {
-            format!("cannot listen on {addr}: is another process using it? (set {addr_variable})")
-        })?;
-        let address = listener.local_addr()?;
+        let workers = workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
         let mut server = HttpServer::new(move || {
             let openapi = openapi.clone();
+            let cors_open = !cors_allowed_origins.0.is_empty();
             App::new()
+                .wrap(from_fn(body_deadline))
+                .wrap(Condition::new(
+                    cors_open,
+                    security::cors(&cors_allowed_origins),
+                ))
+                .wrap(from_fn(security_headers))
                 .wrap(from_fn(observe_requests))
                 .app_data(samplers.clone())
                 .app_data(json_config())
@@ -113,14 +129,24 @@ impl ApiServer {
                     }
                 })
                 .default_service(web::to(route_not_found))
-        });
-        if let Some(workers) = workers {
-            server = server.workers(workers);
-        }
+        })
+        .workers(workers)
+        .client_request_timeout(deadlines::REQUEST_HEAD_TIMEOUT)
+        .keep_alive(deadlines::KEEP_ALIVE)
+        .client_disconnect_timeout(std::time::Duration::from_secs(1))
+        .max_connections(deadlines::connections_per_worker(workers))
+        .backlog(deadlines::LISTEN_BACKLOG);
         if !handle_signals {
             server = server.disable_signals();
         }
-        let server = server.listen(listener)?.run();
+        // actix binds with the backlog set above (a std listener would get 128).
+        let server = server.bind(&addr).with_context(|| {
+            format!("cannot listen on {addr}: is another process using it? (set {addr_variable})")
+        })?;
+        let address = *server.addrs().first().with_context(|| {
+            format!("{addr} names no address to listen on (set {addr_variable})")
+        })?;
+        let server = server.run();
         Ok(Self { server, address })
     }
 

@@ -1,7 +1,8 @@
 //! The Redis key layout: the one place that spells a key. Every key starts with the configured
 //! prefix. Documents live under a generation (`{prefix}g{n}:`) so a rebuild can fill generation
 //! n+1 while n keeps serving; `{prefix}lookups:live` names the live generation. When Redis loses
-//! everything, that pointer is gone too, which is how the projector notices and rebuilds.
+//! everything, that pointer is gone too, which is how the projector notices and rebuilds; the
+//! generation it then replays carries the position it must reach before it is complete.
 //!
 //! Lua scripts that must find the live generation themselves (to read it and a document
 //! atomically) get the two halves of a generation's key base from `generation_base_parts`, so
@@ -56,6 +57,19 @@ impl RedisKeys {
             Self::CHECKPOINT_SUFFIX
         )
     }
+    /// Within a generation made because Redis had none (a replay from position 0 while the
+    /// query-api is answering): the key of the log's head position when the replay started.
+    /// Until the generation's checkpoint reaches it, a missing document may just not be replayed
+    /// yet. A generation without it (made by a rebuild, which goes live only once caught up) is
+    /// complete from the start.
+    pub const REPLAY_UNTIL_SUFFIX: &'static str = "replay_until";
+    pub fn replay_until(&self, generation: i64) -> String {
+        format!(
+            "{}{}",
+            self.generation_base(generation),
+            Self::REPLAY_UNTIL_SUFFIX
+        )
+    }
     /// Within a generation: the key of a document, a hash with `doc` (JSON) and `position` (of
     /// the last event folded in).
     pub fn document_suffix(kind: DocumentKind, id: Uuid) -> String {
@@ -103,6 +117,7 @@ mod tests {
                 .starts_with(&keys.generation_base(7))
         );
         assert!(keys.checkpoint(7).starts_with(&keys.generation_base(7)));
+        assert!(keys.replay_until(7).starts_with(&keys.generation_base(7)));
         assert_eq!(keys.generation_pattern(7), "shop\\[1\\]:g7:*");
     }
 }

@@ -67,18 +67,22 @@ impl LookupScripts {
         self.write_document.load_async(redis).await.map(drop)
     }
 
-    /// Moves the checkpoint of `generation` to `position` (same answers as `write_document`).
+    /// Moves the checkpoint of `generation` to `position`, for a batch of the events after
+    /// `from` (same answers as `write_document`; -1 also when the checkpoint is below `from`:
+    /// the generation was made afresh after the batch was read, so moving it would leave a gap).
     pub fn write_checkpoint(
         &self,
         pointer: &str,
         generation: i64,
+        from: i64,
         position: i64,
     ) -> ScriptInvocation<'_> {
         let mut invocation = self.write_checkpoint.key(self.keys.checkpoint(generation));
         invocation
             .key(pointer)
             .arg(generation)
-            .arg(position.to_string());
+            .arg(position.to_string())
+            .arg(from.to_string());
         invocation
     }
 
@@ -105,7 +109,9 @@ impl LookupScripts {
         invocation
     }
 
-    /// `(checkpoint, document JSON)` of the live generation, or nil while there is none.
+    /// `(checkpoint, document JSON, complete)` of the live generation, or nil while there is
+    /// none. `complete` is 0 while the generation is still replaying the events that were in the
+    /// log when it was made (see `RedisKeys::replay_until`), 1 after.
     pub fn read_live_document(&self, kind: DocumentKind, id: Uuid) -> ScriptInvocation<'_> {
         let (before, after) = self.keys.generation_base_parts();
         let mut invocation = self.read_live_document.key(self.keys.live_generation());
@@ -113,7 +119,8 @@ impl LookupScripts {
             .arg(before)
             .arg(after)
             .arg(RedisKeys::CHECKPOINT_SUFFIX)
-            .arg(RedisKeys::document_suffix(kind, id));
+            .arg(RedisKeys::document_suffix(kind, id))
+            .arg(RedisKeys::REPLAY_UNTIL_SUFFIX);
         invocation
     }
 
@@ -150,14 +157,16 @@ return 1"
     ))
 }
 
-/// KEYS: checkpoint, generation pointer. ARGV: expected generation, position.
-/// Returns 1 moved, 0 already as far, -1 generation no longer wanted.
+/// KEYS: checkpoint, generation pointer. ARGV: expected generation, position, the position the
+/// batch follows. Returns 1 moved, 0 already as far, -1 generation no longer wanted or not yet
+/// at the batch's start.
 fn write_checkpoint() -> Script {
     Script::new(&format!(
         "{NEWER}
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
-local stored = redis.call('GET', KEYS[1])
-if stored and not newer(ARGV[2], stored) then return 0 end
+local stored = redis.call('GET', KEYS[1]) or '0'
+if newer(ARGV[3], stored) then return -1 end
+if not newer(ARGV[2], stored) then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 return 1"
     ))
@@ -197,15 +206,21 @@ return tonumber(live or '0')"
 }
 
 /// KEYS: live pointer. ARGV: generation base halves (before, after), checkpoint suffix,
-/// document suffix. Returns `{checkpoint, document or false}` of the live generation, read
-/// together, or false when there is no live generation (being rebuilt).
+/// document suffix, replay-until suffix. Returns `{checkpoint, document or false, complete}` of
+/// the live generation, read together, or false when there is no live generation (being
+/// rebuilt). `complete` is 0 while the checkpoint is below the generation's replay-until mark.
 fn read_live_document() -> Script {
-    Script::new(
-        "local live = redis.call('GET', KEYS[1])
-         if not live then return false end
-         local base = ARGV[1] .. live .. ARGV[2]
-         return {redis.call('GET', base .. ARGV[3]) or '0', redis.call('HGET', base .. ARGV[4], 'doc')}",
-    )
+    Script::new(&format!(
+        "{NEWER}
+local live = redis.call('GET', KEYS[1])
+if not live then return false end
+local base = ARGV[1] .. live .. ARGV[2]
+local checkpoint = redis.call('GET', base .. ARGV[3]) or '0'
+local replay_until = redis.call('GET', base .. ARGV[5])
+local complete = 1
+if replay_until and newer(replay_until, checkpoint) then complete = 0 end
+return {{checkpoint, redis.call('HGET', base .. ARGV[4], 'doc'), complete}}"
+    ))
 }
 
 /// KEYS: live pointer. ARGV: generation base halves (before, after), checkpoint suffix.
