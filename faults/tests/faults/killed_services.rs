@@ -2,14 +2,41 @@
 //! `Idempotency-Key` (every order exactly once), and the projector while the saga is busiest, in
 //! both saga modes (the invariants hold and every read model equals a rebuild).
 
-use std::sync::atomic::Ordering;
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
 
 use faults::{
     RealSystem, Service, bounded,
-    load::{OrderLoad, Shop, assert_each_order_exactly_once, shared, wait_for},
+    load::{OrderLoad, Shop, Tally, assert_each_order_exactly_once, shared, wait_for},
 };
 
 use crate::{CASE_LIMIT, report};
+
+/// How often each case kills its service.
+const KILLS: usize = 4;
+
+/// Runs `load` and meanwhile kills `service` with `kill -9` (and starts it again) each time
+/// another `every` orders have been placed, `KILLS` times.
+async fn run_killing(
+    system: &RealSystem,
+    shop: &Shop,
+    load: &OrderLoad,
+    service: Service,
+    every: usize,
+) -> (Arc<Tally>, Arc<AtomicUsize>) {
+    let (tally, placed) = shared();
+    let kills = async {
+        for round in 1..=KILLS {
+            wait_for(&placed, round * every).await;
+            system.kill(service);
+            system.restart(service).await;
+        }
+    };
+    tokio::join!(load.run(system, shop, &tally, &placed), kills);
+    (tally, placed)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn command_api_killed_while_clients_retry_places_every_order_exactly_once() {
@@ -21,22 +48,13 @@ async fn command_api_killed_while_clients_retry_places_every_order_exactly_once(
             &[(150, 200), (900, 60), (40, 500)],
         )
         .await;
-        let (tally, placed) = shared();
         let load = OrderLoad {
             clients: 12,
             orders_per_client: 20,
             cancel_every: 4,
             restock_every: 9,
         };
-        const KILLS: usize = 4;
-        let kills = async {
-            for round in 1..=KILLS {
-                wait_for(&placed, round * 40).await;
-                system.kill(Service::CommandApi);
-                system.restart(Service::CommandApi).await;
-            }
-        };
-        tokio::join!(load.run(&system, &shop, &tally, &placed), kills);
+        let (tally, _) = run_killing(&system, &shop, &load, Service::CommandApi, 40).await;
 
         tally.assert_clean("the command-api kills");
         let figures = tally.snapshot();
@@ -74,22 +92,13 @@ async fn projector_killed_during_saga_load(saga_mode: &'static str) {
         &[(100, 40), (250, 25), (400, 15), (90, 60), (1_000, 8)],
     )
     .await;
-    let (tally, placed) = shared();
     let load = OrderLoad {
         clients: 16,
         orders_per_client: 15,
         cancel_every: 5,
         restock_every: 7,
     };
-    const KILLS: usize = 4;
-    let kills = async {
-        for round in 1..=KILLS {
-            wait_for(&placed, round * 45).await;
-            system.kill(Service::Projector);
-            system.restart(Service::Projector).await;
-        }
-    };
-    tokio::join!(load.run(&system, &shop, &tally, &placed), kills);
+    let (tally, placed) = run_killing(&system, &shop, &load, Service::Projector, 45).await;
     assert_eq!(
         placed.load(Ordering::Relaxed),
         load.clients * load.orders_per_client
