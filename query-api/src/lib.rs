@@ -1,6 +1,7 @@
 //! The read side's HTTP interface: serves the read models only, never the event table (its
 //! database role cannot read it), with read-your-writes through `min_position`.
 
+mod as_of;
 pub mod consistency;
 mod cursor;
 mod error;

@@ -9,3 +9,4 @@ mod metrics;
 mod openapi;
 mod rebuilds;
 mod security;
+mod time_travel;
