@@ -5,6 +5,7 @@ mod as_of;
 pub mod consistency;
 mod cursor;
 mod error;
+mod feed;
 mod lookups;
 pub mod openapi;
 mod routes;
@@ -19,4 +20,5 @@ pub struct AppState {
     pub pool: PgPool,
     pub lookups: lookups::Lookups,
     pub consistency: consistency::Consistency,
+    pub feeds: feed::Feeds,
 }

@@ -2,6 +2,7 @@
 
 pub mod customers;
 pub mod dashboard;
+pub mod feed;
 pub mod health;
 pub mod orders;
 pub mod products;

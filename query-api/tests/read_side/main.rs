@@ -4,6 +4,7 @@
 mod consistency;
 mod dashboard;
 mod faults;
+mod feed;
 mod lists;
 mod metrics;
 mod openapi;
