@@ -18,7 +18,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::postgres::PgReadModel;
+use super::{erasure, postgres::PgReadModel};
 use crate::{ProjectionError, fold::stream_ids, metrics::Observed};
 
 pub struct DocumentVersions;
@@ -53,6 +53,16 @@ impl PgReadModel for DocumentVersions {
             };
             write_versions(conn, &table, kind, &ids, versions).await?;
         }
+        // Versions written before an erasure in this batch or earlier ones hold the personal
+        // data as it was; every version of a forgotten customer shows it erased.
+        erasure::erase_document_versions(
+            conn,
+            &table,
+            StreamType::Customer.as_str(),
+            &erasure::forgotten_streams(events),
+            CustomerView::PERSONAL_FIELDS,
+        )
+        .await?;
         Ok(Observed::default())
     }
 }

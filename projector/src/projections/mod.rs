@@ -3,6 +3,7 @@
 //! on every document instead (`lookups`).
 
 pub mod document_versions;
+pub mod erasure;
 pub mod event_feed;
 pub mod lookups;
 pub mod order_history;

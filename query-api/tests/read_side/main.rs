@@ -3,6 +3,7 @@
 
 mod consistency;
 mod dashboard;
+mod erasure;
 mod faults;
 mod feed;
 mod lists;
