@@ -52,7 +52,8 @@ pub struct PointInTime {
     /// RFC 3339 time (the newest version recorded at or before it). 404 when the resource did
     /// not exist yet. `X-Position` then names the position the answer reflects: the position
     /// asked for, or for a time the position of the event that made the version answered.
-    #[param(value_type = Option<String>, example = "2026-12-01T12:00:00Z")]
+    #[param(value_type = Option<String>, example = "2026-12-01T12:00:00Z",
+        pattern = r"^([0-9]{1,19}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))$")]
     pub as_of: Option<String>,
 }
 
