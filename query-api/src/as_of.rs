@@ -56,7 +56,14 @@ pub async fn document_as_of(
             state
                 .consistency
                 .reach(names::DOCUMENT_VERSIONS, Some(wanted))
-                .await?;
+                .await
+                .map_err(|error| match error {
+                    // The position beyond the newest event is the as_of one: say so.
+                    ApiError::BadRequest(_) if wanted == position => ApiError::BadRequest(format!(
+                        "as_of {position} is beyond the newest event: pass a position a command answered, or a time"
+                    )),
+                    other => other,
+                })?;
             sqlx::query_as(
                 "SELECT document, $3::bigint FROM read_model.document_versions
                  WHERE kind = $1 AND id = $2 AND valid_from_position <= $3

@@ -28,6 +28,17 @@ pub struct FeedQuery {
     pub min_position: Option<i64>,
 }
 
+/// `Last-Event-ID`: where a reconnecting client resumes (browsers send it by themselves).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // only describes the header
+pub struct ResumeHeader {
+    /// The id (a position) of the last message received: the feed resumes after it, and takes
+    /// it over `after`.
+    #[param(rename = "Last-Event-ID", value_type = String, required = false, pattern = "^[0-9]{1,19}$")]
+    last_event_id: Option<String>,
+}
+
 /// Where the feed starts: `Last-Event-ID` when present, else `after`, else 0.
 fn start_after(request: &HttpRequest, query: &FeedQuery) -> Result<i64, ApiError> {
     if let Some(header) = request.headers().get("Last-Event-ID") {
@@ -69,8 +80,7 @@ fn event_stream(state: &AppState, scope: Scope, after: i64) -> Result<HttpRespon
 /// comment every `FEED_HEARTBEAT_MS` (15 s by default). Personal data a customer had erased
 /// shows as `[erased]`.
 #[utoipa::path(get, path = "/feed", tag = "feed",
-    params(FeedQuery,
-        ("Last-Event-ID" = Option<i64>, Header, description = "The id of the last message received: the feed resumes after it")),
+    params(FeedQuery, ResumeHeader),
     responses(
         (status = 200, description = "A stream of server-sent events, each `data` a Change", content_type = "text/event-stream", body = Change),
         (status = 400, description = "A malformed `after`, `min_position` or `Last-Event-ID`", body = Problem, content_type = "application/problem+json"),
@@ -97,8 +107,7 @@ pub async fn feed(
 /// Like `/feed`, for the events of one order's stream (placed, approved or rejected,
 /// cancelled, shipped). For the saga's steps on products and customers see its history.
 #[utoipa::path(get, path = "/orders/{id}/feed", tag = "feed",
-    params(("id" = Uuid, Path, description = "The order's id"), FeedQuery,
-        ("Last-Event-ID" = Option<i64>, Header, description = "The id of the last message received: the feed resumes after it")),
+    params(("id" = Uuid, Path, description = "The order's id"), FeedQuery, ResumeHeader),
     responses(
         (status = 200, description = "A stream of server-sent events, each `data` a Change", content_type = "text/event-stream", body = Change),
         (status = 400, description = "A malformed `after`, `min_position` or `Last-Event-ID`", body = Problem, content_type = "application/problem+json"),
