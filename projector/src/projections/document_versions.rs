@@ -92,7 +92,8 @@ where
 {
     let stored: Vec<(Uuid, i64, serde_json::Value)> = sqlx::query_as(&format!(
         "SELECT DISTINCT ON (id) id, valid_from_position, document FROM {table}
-         WHERE kind = $1 AND id = ANY($2) ORDER BY id, version DESC"
+         WHERE kind = $1 AND id = ANY($2) AND valid_to_position IS NULL
+         ORDER BY id, version DESC"
     ))
     .bind(kind.as_str())
     .bind(ids)
@@ -134,8 +135,10 @@ where
     Ok(versions)
 }
 
-/// Inserts the new versions, then closes every version that now has a successor: its
-/// `valid_to` is where the next one starts.
+/// Inserts the new versions, then closes every open version that now has a successor: its
+/// `valid_to` is where the next one starts. A document's versions are consecutive (every event
+/// after the one that made it folds into a new version), so the successor is `version + 1`,
+/// and only the open versions (one per document, plus the batch's) are visited.
 async fn write_versions(
     conn: &mut PgConnection,
     table: &str,
@@ -172,14 +175,10 @@ async fn write_versions(
     .execute(&mut *conn)
     .await?;
     sqlx::query(&format!(
-        "UPDATE {table} t SET valid_to_position = n.next_position, valid_to = n.next_time
-         FROM (SELECT id, version,
-                      lead(valid_from_position) OVER w AS next_position,
-                      lead(valid_from) OVER w AS next_time
-               FROM {table} WHERE kind = $1 AND id = ANY($2)
-               WINDOW w AS (PARTITION BY id ORDER BY version)) n
-         WHERE t.kind = $1 AND t.id = n.id AND t.version = n.version
-           AND n.next_position IS NOT NULL AND t.valid_to_position IS NULL"
+        "UPDATE {table} t SET valid_to_position = n.valid_from_position, valid_to = n.valid_from
+         FROM {table} n
+         WHERE t.kind = $1 AND t.id = ANY($2) AND t.valid_to_position IS NULL
+           AND n.kind = t.kind AND n.id = t.id AND n.version = t.version + 1"
     ))
     .bind(kind.as_str())
     .bind(ids)

@@ -9,21 +9,21 @@ use testkit::TestSystem;
 
 /// One server-sent message as a client sees it.
 #[derive(Debug, Clone, Default, PartialEq)]
-struct Message {
-    id: Option<i64>,
-    event: Option<String>,
-    data: Option<serde_json::Value>,
-    comment: Option<String>,
+pub struct Message {
+    pub id: Option<i64>,
+    pub event: Option<String>,
+    pub data: Option<serde_json::Value>,
+    pub comment: Option<String>,
 }
 
 /// Reads a feed's messages as they arrive.
-struct FeedReader {
+pub struct FeedReader {
     response: reqwest::Response,
     buffer: String,
 }
 
 impl FeedReader {
-    async fn open(system: &TestSystem, path: &str, last_event_id: Option<i64>) -> Self {
+    pub async fn open(system: &TestSystem, path: &str, last_event_id: Option<i64>) -> Self {
         let mut request = system.query(path);
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id.to_string());
@@ -38,7 +38,7 @@ impl FeedReader {
     }
 
     /// The next message, or `None` if none came within 10 s.
-    async fn next(&mut self) -> Option<Message> {
+    pub async fn next(&mut self) -> Option<Message> {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
@@ -66,7 +66,7 @@ impl FeedReader {
     }
 
     /// The next change (skipping comments), or `None` if none came within 10 s.
-    async fn next_change(&mut self) -> Option<Message> {
+    pub async fn next_change(&mut self) -> Option<Message> {
         loop {
             let message = self.next().await?;
             if message.id.is_some() {

@@ -88,6 +88,26 @@ async fn as_of_a_position_or_a_time_answers_the_state_then(
         read_with_position(&system, &format!("/customers/{customer}?as_of={restocked}")).await;
     assert_eq!(customer_now["credit_reserved_cents"], 200);
 
+    // Each version is valid until the next one starts; the newest is open.
+    let versions: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT version, valid_from_position, valid_to_position FROM read_model.document_versions
+         WHERE kind = 'product' AND id = $1 ORDER BY version",
+    )
+    .bind(tea)
+    .fetch_all(&system.pool)
+    .await
+    .expect("versions");
+    assert_eq!(
+        versions.len(),
+        3,
+        "added, reserved, restocked: {versions:?}"
+    );
+    assert_eq!((versions[0].1, versions[2].1), (added, restocked));
+    for pair in versions.windows(2) {
+        assert_eq!(pair[0].2, Some(pair[1].1), "{versions:?}");
+    }
+    assert_eq!(versions[2].2, None);
+
     // At a time: the newest version recorded at or before it.
     let encoded = |time: chrono::DateTime<chrono::Utc>| time.to_rfc3339().replace('+', "%2B");
     let (status, position, product) = read_with_position(
