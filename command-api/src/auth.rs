@@ -58,7 +58,21 @@ where
     Args: actix_web::FromRequest + 'static,
     F::Output: actix_web::Responder + 'static,
 {
-    http_kit::resource_for(path, actix_web::http::Method::POST, handler)
+    command_resource_for(path, actix_web::http::Method::POST, handler)
+}
+
+/// `command_resource` for a command sent with another method (`DELETE`).
+pub fn command_resource_for<F, Args>(
+    path: &str,
+    method: actix_web::http::Method,
+    handler: F,
+) -> impl actix_web::dev::HttpServiceFactory + 'static
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    http_kit::resource_for(path, method, handler)
         .wrap(actix_web::middleware::from_fn(require_bearer_token))
         .wrap(actix_web::middleware::from_fn(
             crate::metrics::observe_commands,

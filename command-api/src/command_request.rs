@@ -85,6 +85,7 @@ pub fn command_options(
         idempotency,
         claims: Vec::new(),
         snapshot_every: state.snapshot_every,
+        forget_personal_data_of: None,
     })
 }
 

@@ -22,6 +22,7 @@ use crate::{
     ),
     paths(
         customers::register_customer,
+        customers::forget_personal_data,
         products::add_product,
         products::restock_product,
         orders::place_order,

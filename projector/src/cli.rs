@@ -23,7 +23,7 @@ pub enum Command {
     Run,
     /// Replay a read model from position 0 into a fresh copy, then switch over with no downtime.
     Rebuild {
-        /// lookups, order_list, product_catalog, order_history or event_feed.
+        /// lookups, order_list, product_catalog, order_history, event_feed or document_versions.
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         name: Option<String>,
         /// Rebuild every read model.

@@ -13,6 +13,7 @@ use crate::{
     Projector, Settings,
     progress::ProgressAnnouncer,
     projections::{
+        document_versions::DocumentVersions,
         event_feed::EventFeed,
         lookups::{Lookups, Target},
         order_history::OrderHistory,
@@ -70,6 +71,7 @@ impl Runner {
             Registration::new(PgProjection::<ProductCatalog>::new(pool.clone())),
             Registration::new(PgProjection::<OrderHistory>::new(pool.clone())),
             Registration::new(PgProjection::<EventFeed>::new(pool.clone())),
+            Registration::new(PgProjection::<DocumentVersions>::new(pool.clone())),
         ];
         let relay = self.relay.take();
         let relayed = relay.is_some();

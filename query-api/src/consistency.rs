@@ -80,6 +80,12 @@ impl Consistency {
         }
     }
 
+    /// A receiver that changes whenever the projector announces progress (the live feed waits
+    /// on it too).
+    pub fn progress(&self) -> watch::Receiver<u64> {
+        self.progress.clone()
+    }
+
     /// The position `projection` has applied everything up to.
     pub async fn position(&self, projection: &'static str) -> Result<i64, ApiError> {
         if projection == names::LOOKUPS {

@@ -22,6 +22,9 @@ pub enum ApiError {
     /// As many requests as allowed are already waiting for their `min_position`.
     #[error("too many requests are waiting for their min_position; retry shortly")]
     TooManyWaits,
+    /// Every live-feed connection allowed (`FEED_MAX_CONNECTIONS`) is open.
+    #[error("too many live feeds are open; retry shortly")]
+    TooManyFeeds,
     #[error("the Redis read models are being rebuilt; retry shortly")]
     Rebuilding,
     #[error("Redis: {0}")]
@@ -44,6 +47,9 @@ impl From<&ApiError> for Problem {
             }
             ApiError::TooManyWaits => {
                 Problem::unavailable(error.to_string()).with_type("too-many-waits")
+            }
+            ApiError::TooManyFeeds => {
+                Problem::unavailable(error.to_string()).with_type("too-many-feeds")
             }
             ApiError::Rebuilding => Problem::unavailable(error.to_string()),
             ApiError::Redis(cause) => {

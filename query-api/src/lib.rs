@@ -1,9 +1,11 @@
 //! The read side's HTTP interface: serves the read models only, never the event table (its
 //! database role cannot read it), with read-your-writes through `min_position`.
 
+mod as_of;
 pub mod consistency;
 mod cursor;
 mod error;
+mod feed;
 mod lookups;
 pub mod openapi;
 mod routes;
@@ -18,4 +20,5 @@ pub struct AppState {
     pub pool: PgPool,
     pub lookups: lookups::Lookups,
     pub consistency: consistency::Consistency,
+    pub feeds: feed::Feeds,
 }

@@ -3,7 +3,7 @@
 
 use utoipa::OpenApi;
 
-use crate::routes::{customers, dashboard, health, orders, products, projections};
+use crate::routes::{customers, dashboard, feed, health, orders, products, projections};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,8 @@ use crate::routes::{customers, dashboard, health, orders, products, projections}
         products::get_product,
         products::search_products,
         customers::get_customer,
+        feed::feed,
+        feed::order_feed,
         projections::projections,
         dashboard::summary,
         dashboard::page,
@@ -33,6 +35,7 @@ use crate::routes::{customers, dashboard, health, orders, products, projections}
         (name = "orders", description = "Orders and their history"),
         (name = "products", description = "The catalog and its stock"),
         (name = "customers", description = "Customers and their credit"),
+        (name = "feed", description = "Live change feeds (server-sent events)"),
         (name = "operations", description = "Projections, the operator dashboard, health, readiness and metrics"),
     )
 )]

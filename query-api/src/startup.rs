@@ -19,6 +19,7 @@ use utoipa::OpenApi;
 use crate::{
     AppState,
     consistency::{Consistency, listen_for_progress},
+    feed::Feeds,
     lookups::Lookups,
     openapi::ApiDoc,
     routes::{self, dashboard::DashboardPage},
@@ -56,6 +57,13 @@ pub struct Settings {
     /// wait is answered 503 with Retry-After at once.
     #[arg(long, env = "MAX_CONSISTENCY_WAITS", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..100_000))]
     pub max_consistency_waits: u64,
+    /// How many live feeds (`/feed`, `/orders/{id}/feed`) may be open at once; beyond that a new
+    /// one is answered 503 with Retry-After.
+    #[arg(long, env = "FEED_MAX_CONNECTIONS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..100_000))]
+    pub feed_max_connections: u64,
+    /// How often an idle live feed sends a heartbeat comment.
+    #[arg(long, env = "FEED_HEARTBEAT_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(100..=300_000))]
+    pub feed_heartbeat_ms: u64,
     #[command(flatten)]
     pub http: HttpArgs,
     #[command(flatten)]
@@ -108,17 +116,25 @@ impl Application {
         let progress = listen_for_progress(settings.redis.redis_url.clone(), &keys);
         let dashboard = web::Data::new(DashboardPage::new(&settings.projector_url())?);
         let timeout = Duration::from_millis(settings.consistency_timeout_ms);
+        let consistency = Consistency::new(
+            pool.clone(),
+            redis.clone(),
+            keys.clone(),
+            progress,
+            timeout,
+            usize::try_from(settings.max_consistency_waits).unwrap_or(256),
+        );
+        let feeds = Feeds::new(
+            pool.clone(),
+            consistency.clone(),
+            usize::try_from(settings.feed_max_connections).unwrap_or(100),
+            Duration::from_millis(settings.feed_heartbeat_ms),
+        );
         let state = web::Data::new(AppState {
             pool: pool.clone(),
-            lookups: Lookups::new(redis.clone(), keys.clone()),
-            consistency: Consistency::new(
-                pool.clone(),
-                redis,
-                keys,
-                progress,
-                timeout,
-                usize::try_from(settings.max_consistency_waits).unwrap_or(256),
-            ),
+            lookups: Lookups::new(redis, keys),
+            consistency,
+            feeds,
         });
         let sampled = pool.clone();
         let config = ServerConfig::new(settings.addr, "QUERY_API_ADDR")
@@ -131,6 +147,7 @@ impl Application {
                 .configure(routes::orders::router)
                 .configure(routes::products::router)
                 .configure(routes::customers::router)
+                .configure(routes::feed::router)
                 .configure(routes::projections::router);
             routes::dashboard::router(cfg, dashboard.clone());
         })?;

@@ -103,6 +103,7 @@ pub struct TestSystemBuilder {
     projector_args: Vec<String>,
     command_api_token: String,
     api_args: Vec<String>,
+    query_api_args: Vec<String>,
 }
 
 impl Default for TestSystemBuilder {
@@ -116,6 +117,7 @@ impl Default for TestSystemBuilder {
             projector_args: Vec::new(),
             command_api_token: TOKEN.to_owned(),
             api_args: Vec::new(),
+            query_api_args: Vec::new(),
         }
     }
 }
@@ -152,6 +154,12 @@ impl TestSystemBuilder {
     /// More command-line settings for both APIs, e.g. `["--cors-allowed-origins", "..."]`.
     pub fn api_args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
         self.api_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// More command-line settings for the query-api alone, e.g. `["--feed-heartbeat-ms", "200"]`.
+    pub fn query_api_args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.query_api_args.extend(args.into_iter().map(Into::into));
         self
     }
 
@@ -213,7 +221,8 @@ impl TestSystemBuilder {
                         POOL_SIZE,
                     ]
                     .into_iter()
-                    .chain(self.api_args.iter().map(String::as_str)),
+                    .chain(self.api_args.iter().map(String::as_str))
+                    .chain(self.query_api_args.iter().map(String::as_str)),
                 )
                 .expect("query-api settings"),
             )

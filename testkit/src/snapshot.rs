@@ -16,6 +16,7 @@ pub struct ReadModelSnapshot {
     pub products: Vec<Value>,
     pub history: Vec<Value>,
     pub event_feed: Vec<Value>,
+    pub document_versions: Vec<Value>,
 }
 
 impl ReadModelSnapshot {
@@ -66,6 +67,10 @@ impl ReadModelSnapshot {
             .await,
             event_feed: rows("SELECT to_jsonb(f) FROM read_model.event_feed f ORDER BY position")
                 .await,
+            document_versions: rows(
+                "SELECT to_jsonb(v) FROM read_model.document_versions v ORDER BY kind, id, version",
+            )
+            .await,
         }
     }
 }
@@ -90,6 +95,12 @@ impl ReadModelSnapshot {
             ("orders", &self.orders, &other.orders),
             ("products", &self.products, &other.products),
             ("order_history", &self.history, &other.history),
+            ("event_feed", &self.event_feed, &other.event_feed),
+            (
+                "document_versions",
+                &self.document_versions,
+                &other.document_versions,
+            ),
         ] {
             if ours.len() != theirs.len() {
                 return Some(format!("{table}: {} rows vs {}", ours.len(), theirs.len()));

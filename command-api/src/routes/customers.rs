@@ -1,6 +1,10 @@
-//! `POST /customers`.
+//! `POST /customers`, `DELETE /customers/{id}/personal-data`.
 
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::{Method, StatusCode},
+    web,
+};
 use domain::{
     Aggregate, Cents, Name,
     customer::{Customer, CustomerCommand},
@@ -11,8 +15,8 @@ use uuid::Uuid;
 
 use crate::{
     AppState,
-    auth::command_resource,
-    command_request::{CommandAccepted, accepted, command_options, respond, run_command},
+    auth::{command_resource, command_resource_for},
+    command_request::{CommandAccepted, IdPath, accepted, command_options, respond, run_command},
     error::ApiError,
 };
 
@@ -95,6 +99,54 @@ pub async fn register_customer(
     Ok(respond(reply))
 }
 
+/// Erase a customer's personal data
+///
+/// The right to erasure, by crypto-shredding: the key their personal data (today the name) is
+/// encrypted with in the event log is destroyed, and a `CustomerForgotten` event recorded. From
+/// then on every read model, history, feed, rebuild, time-travel answer and relayed message
+/// shows `[erased]` in its place; their credit, orders, stock and totals stay as they were.
+/// Idempotent: erasing again changes nothing and answers the current version.
+#[utoipa::path(
+    delete, path = "/customers/{id}/personal-data", tag = "customers",
+    params(("id" = Uuid, Path, description = "The customer's id"), crate::openapi::IfMatch,
+           crate::openapi::IdempotencyKey, crate::openapi::RequestIdHeader),
+    responses(
+        (status = 200, description = "Erased (now, or before); `position` is the CustomerForgotten event's (0 when it was erased before)", body = CommandAccepted,
+            headers(("ETag" = String, description = "The customer's version, quoted"))),
+        (status = 400, description = "A malformed If-Match or Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No customer has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A concurrent write won", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match does not match the customer's version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An Idempotency-Key reused with another request", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn forget_personal_data(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: IdPath,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let mut options = command_options(&req, &state, &serde_json::Value::Null)?;
+    options.forget_personal_data_of = Some(id);
+    let reply = run_command::<Customer, _, _>(
+        &state.pool,
+        id,
+        &options,
+        |customer| customer.decide(CustomerCommand::ForgetPersonalData),
+        |executed| accepted(id, executed, StatusCode::OK, None, None),
+    )
+    .await?;
+    Ok(respond(reply))
+}
+
 pub fn router(cfg: &mut web::ServiceConfig) {
-    cfg.service(command_resource("/customers", register_customer));
+    cfg.service(command_resource("/customers", register_customer))
+        .service(command_resource_for(
+            "/customers/{id}/personal-data",
+            Method::DELETE,
+            forget_personal_data,
+        ));
 }

@@ -9,7 +9,7 @@ use event_store::{PartitionKey, RecordedEvent};
 use read_models::tables;
 use sqlx::PgConnection;
 
-use super::postgres::PgReadModel;
+use super::{erasure, postgres::PgReadModel};
 use crate::{ProjectionError, metrics::Observed};
 
 pub struct EventFeed;
@@ -61,6 +61,12 @@ impl PgReadModel for EventFeed {
         .bind(times)
         .bind(data)
         .execute(&mut *conn)
+        .await?;
+        erasure::erase_event_rows(
+            conn,
+            &tables::generation_table(Self::TABLE, generation),
+            &erasure::forgotten_streams(events),
+        )
         .await?;
         Ok(Observed::default())
     }

@@ -18,8 +18,8 @@ use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 
 use crate::projections::{
-    event_feed::EventFeed, order_history::OrderHistory, order_list::OrderList,
-    product_catalog::ProductCatalog,
+    document_versions::DocumentVersions, event_feed::EventFeed, order_history::OrderHistory,
+    order_list::OrderList, product_catalog::ProductCatalog,
 };
 
 const BATCH: i64 = 1_000;
@@ -59,6 +59,7 @@ impl Rebuilder {
                 names::ORDER_LIST => self.rebuild_postgres::<OrderList>().await,
                 names::PRODUCT_CATALOG => self.rebuild_postgres::<ProductCatalog>().await,
                 names::EVENT_FEED => self.rebuild_postgres::<EventFeed>().await,
+                names::DOCUMENT_VERSIONS => self.rebuild_postgres::<DocumentVersions>().await,
                 _ => self.rebuild_postgres::<OrderHistory>().await,
             };
             let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")

@@ -187,7 +187,7 @@ impl NatsRelay {
             .await
             .map_err(|error| self.broker_error(error))?;
         if let Some(position) = last_published
-            && event_store::read_positions(&self.pool, &[position])
+            && event_store::read_positions(&mut *self.pool.acquire().await?, &[position])
                 .await?
                 .is_empty()
         {

@@ -83,7 +83,10 @@ pub fn to_public(
             })),
             CustomerEvent::CreditReserved { .. }
             | CustomerEvent::CreditReservationRejected { .. }
-            | CustomerEvent::CreditReleased { .. } => None,
+            | CustomerEvent::CreditReleased { .. }
+            // Not (yet) in the public contract: consumers see `[erased]` in what is relayed
+            // from then on (see the README on erasure).
+            | CustomerEvent::CustomerForgotten {} => None,
         },
         StreamType::Product => match recorded.decode::<ProductEvent>()? {
             ProductEvent::ProductAdded {

@@ -63,7 +63,7 @@ async fn retry<H: SagaHandler>(
     .bind(H::NAME)
     .fetch_all(pool)
     .await?;
-    let parked = read_positions(pool, &positions).await?;
+    let parked = read_positions(&mut *pool.acquire().await?, &positions).await?;
     let subscription = SagaSubscription::new(pool.clone(), handler, snapshot_every);
     let (mut done, mut failed) = (0, 0);
     for event in parked {

@@ -205,3 +205,62 @@ async fn a_stream_written_by_another_system_is_refused(
     stream.delete().await;
     system.stop().await;
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_name_erased_before_it_is_relayed_is_published_erased(
+    _pool_options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let stream = TestStream::new(&shared_url());
+    let system = TestSystem::builder()
+        .projector_args(stream.projector_args())
+        .start(connect)
+        .await;
+    let (kept, _) = system
+        .send(
+            "/customers",
+            json!({ "name": "Kept Kim", "credit_limit_cents": 100 }),
+        )
+        .await;
+    system.wait_until_caught_up().await;
+    // The relay is down while a customer registers and is erased: it reads the registration
+    // only after the key is gone.
+    system.kill_projector().await;
+    let (erased, _) = system
+        .send(
+            "/customers",
+            json!({ "name": "Secret Sam", "credit_limit_cents": 100 }),
+        )
+        .await;
+    let forgotten = system
+        .client
+        .delete(format!(
+            "{}/customers/{erased}/personal-data",
+            system.command_base
+        ))
+        .bearer_auth(testkit::TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(forgotten.status(), StatusCode::OK);
+    system.start_projector().await;
+    system.wait_until_caught_up().await;
+
+    let mut names = Vec::new();
+    for envelope in stream.envelopes().await {
+        if let Some(IntegrationEvent::CustomerRegistered(customer)) =
+            IntegrationEvent::decode(&envelope).expect("the public shape")
+        {
+            names.push((customer.customer_id, customer.name));
+        }
+    }
+    assert_eq!(
+        names,
+        [
+            (kept, "Kept Kim".to_owned()),
+            (erased, "[erased]".to_owned())
+        ]
+    );
+    stream.delete().await;
+    system.stop().await;
+}

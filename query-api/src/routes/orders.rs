@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{Consistent, lookup, min_position, with_position};
+use super::{Consistent, PointInTime, lookup, min_position, with_position};
 use crate::{AppState, cursor, error::ApiError};
 
 /// An order (the `lookups` and `order_list` document, answered as stored).
@@ -105,19 +105,19 @@ pub struct OrderHistory {
 
 /// An order
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders",
-    params(("id" = Uuid, Path, description = "The order's id"), Consistent),
+    params(("id" = Uuid, Path, description = "The order's id"), PointInTime),
     responses(
         (status = 200, description = "The order", body = OrderResponse,
             headers(("X-Position" = i64, description = "The position the data reflects"))),
         (status = 400, description = "A malformed query parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No order has this id (yet: see min_position)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No order has this id (yet: see min_position), or it did not exist yet at as_of", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis is down, or min_position was not reached in time", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds"))),
     ))]
 pub async fn get_order(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    query: web::Query<Consistent>,
+    query: web::Query<PointInTime>,
 ) -> Result<HttpResponse, ApiError> {
     lookup(&state, StreamType::Order, id.into_inner(), &query).await
 }

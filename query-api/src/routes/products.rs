@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{Consistent, lookup, min_position, with_position};
+use super::{PointInTime, lookup, min_position, with_position};
 use crate::{AppState, cursor, error::ApiError};
 
 /// A product and its stock (the `lookups` and `product_catalog` document, answered as stored).
@@ -54,19 +54,19 @@ pub struct ProductPage {
 
 /// A product
 #[utoipa::path(get, path = "/products/{id}", tag = "products",
-    params(("id" = Uuid, Path, description = "The product's id"), Consistent),
+    params(("id" = Uuid, Path, description = "The product's id"), PointInTime),
     responses(
         (status = 200, description = "The product", body = ProductResponse,
             headers(("X-Position" = i64, description = "The position the data reflects"))),
         (status = 400, description = "A malformed query parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No product has this id (yet: see min_position)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No product has this id (yet: see min_position), or it did not exist yet at as_of", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis is down, or min_position was not reached in time", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds"))),
     ))]
 pub async fn get_product(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    query: web::Query<Consistent>,
+    query: web::Query<PointInTime>,
 ) -> Result<HttpResponse, ApiError> {
     lookup(&state, StreamType::Product, id.into_inner(), &query).await
 }

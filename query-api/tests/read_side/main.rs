@@ -3,9 +3,12 @@
 
 mod consistency;
 mod dashboard;
+mod erasure;
 mod faults;
+mod feed;
 mod lists;
 mod metrics;
 mod openapi;
 mod rebuilds;
 mod security;
+mod time_travel;

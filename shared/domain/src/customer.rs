@@ -16,6 +16,9 @@ pub struct Customer {
     pub credit_limit_cents: i64,
     /// Every order this customer's credit was asked for, and what became of it.
     pub credit_by_order: BTreeMap<Uuid, CreditHold>,
+    /// The customer's personal data was erased (`name` is `personal::ERASED` from then on).
+    #[serde(default)]
+    pub forgotten: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,9 +46,19 @@ impl Customer {
 
 #[derive(Debug, Clone)]
 pub enum CustomerCommand {
-    Register { name: Name, credit_limit: Cents },
-    ReserveCredit { order_id: Uuid, amount: Cents },
-    ReleaseCredit { order_id: Uuid },
+    Register {
+        name: Name,
+        credit_limit: Cents,
+    },
+    ReserveCredit {
+        order_id: Uuid,
+        amount: Cents,
+    },
+    ReleaseCredit {
+        order_id: Uuid,
+    },
+    /// Erase the customer's personal data (the right to erasure); their credit stays.
+    ForgetPersonalData,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +81,9 @@ pub enum CustomerEvent {
         order_id: Uuid,
         amount_cents: i64,
     },
+    /// The customer's personal data is erased: its key is destroyed, so every reader sees
+    /// `personal::ERASED` in place of it, in this and every earlier event.
+    CustomerForgotten {},
 }
 
 impl DomainEvent for CustomerEvent {
@@ -77,6 +93,7 @@ impl DomainEvent for CustomerEvent {
             Self::CreditReserved { .. } => "CreditReserved",
             Self::CreditReservationRejected { .. } => "CreditReservationRejected",
             Self::CreditReleased { .. } => "CreditReleased",
+            Self::CustomerForgotten {} => "CustomerForgotten",
         }
     }
 }
@@ -137,6 +154,9 @@ impl Aggregate for Customer {
                     _ => Ok(vec![]), // nothing held: releasing is a no-op
                 }
             }
+            // Forgetting twice is forgetting once.
+            CustomerCommand::ForgetPersonalData if self.forgotten => Ok(vec![]),
+            CustomerCommand::ForgetPersonalData => Ok(vec![CustomerEvent::CustomerForgotten {}]),
         }
     }
 
@@ -171,6 +191,10 @@ impl Aggregate for Customer {
             } => {
                 self.credit_by_order
                     .insert(*order_id, CreditHold::Released(*amount_cents));
+            }
+            CustomerEvent::CustomerForgotten {} => {
+                self.forgotten = true;
+                self.name = crate::personal::ERASED.to_owned();
             }
         }
         self
@@ -300,5 +324,26 @@ mod tests {
             credit_limit: cents(5),
         });
         assert!(matches!(result, Err(DomainError::RuleViolated(_))));
+    }
+
+    #[test]
+    fn forgetting_erases_the_name_keeps_the_credit_and_is_idempotent() {
+        let (customer, _) = run(
+            registered(1_000),
+            CustomerCommand::ReserveCredit {
+                order_id: Uuid::nil(),
+                amount: cents(300),
+            },
+        );
+        let (forgotten, events) = run(customer, CustomerCommand::ForgetPersonalData);
+        assert_eq!(events, vec![CustomerEvent::CustomerForgotten {}]);
+        assert_eq!(forgotten.name, crate::personal::ERASED);
+        assert_eq!(forgotten.credit_available_cents(), 700);
+        let (_, again) = run(forgotten, CustomerCommand::ForgetPersonalData);
+        assert!(again.is_empty());
+        assert_eq!(
+            Customer::default().decide(CustomerCommand::ForgetPersonalData),
+            Err(DomainError::NotFound(StreamType::Customer))
+        );
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod customer;
 pub mod order;
+pub mod personal;
 pub mod product;
 mod stream;
 mod values;

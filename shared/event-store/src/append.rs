@@ -6,7 +6,11 @@ use domain::{DomainEvent, StreamType, event_to_parts};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{Metadata, StoreError, upcast};
+use crate::{
+    Metadata, StoreError,
+    personal::{self, PersonalData},
+    upcast,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendedEvents {
@@ -38,6 +42,19 @@ pub async fn append_to_stream<E: DomainEvent>(
     }
     let metadata =
         serde_json::to_value(metadata).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    personal::seal(
+        conn,
+        payloads
+            .iter_mut()
+            .zip(&types)
+            .map(|(data, event_type)| PersonalData {
+                subject: stream_id,
+                event_type,
+                data,
+            })
+            .collect(),
+    )
+    .await?;
     let positions: Vec<i64> = sqlx::query_scalar(
         "INSERT INTO events (stream_id, stream_type, stream_version, event_type, schema_version, data, metadata)
          SELECT $1, $2, e.version, e.event_type, e.schema_version, e.data, $3
@@ -123,9 +140,22 @@ pub async fn append_many(
         versions.push(event.version);
         schema_versions.push(upcast::current_schema_version(&event.event_type));
         types.push(event.event_type.as_str());
-        payloads.push(&event.data);
+        payloads.push(event.data.clone());
         metadata.push(&event.metadata);
     }
+    personal::seal(
+        conn,
+        payloads
+            .iter_mut()
+            .zip(events)
+            .map(|(data, event)| PersonalData {
+                subject: event.stream_id,
+                event_type: &event.event_type,
+                data,
+            })
+            .collect(),
+    )
+    .await?;
     sqlx::query_scalar(
         "INSERT INTO events (stream_id, stream_type, stream_version, event_type, schema_version, data, metadata)
          SELECT e.stream_id, e.stream_type, e.version, e.event_type, e.schema_version, e.data, e.metadata

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::{
     IdempotencyRequest, Loaded, Metadata, StoreError, StoredResponse, UniqueClaim,
-    append_to_stream, claims, idempotency, load_aggregate, snapshot,
+    append_to_stream, claims, idempotency, load_aggregate, personal, snapshot,
 };
 
 /// How often a command that lost a race (or hit a transient database error) is tried in all. A
@@ -57,6 +57,9 @@ pub struct CommandOptions {
     pub claims: Vec<UniqueClaim>,
     /// Snapshot the aggregate whenever its version crosses a multiple of this (0: never).
     pub snapshot_every: i64,
+    /// Erase this subject's personal data (`personal::forget`) in the same transaction as the
+    /// command's events (the erasure event), so the two never part.
+    pub forget_personal_data_of: Option<Uuid>,
 }
 
 #[derive(Debug, Clone)]
@@ -223,6 +226,9 @@ where
     let executed = execute_in_tx::<A, _>(&mut tx, stream_id, options, decide).await?;
     for claim in &options.claims {
         claims::claim(&mut tx, claim, stream_id).await?;
+    }
+    if let Some(subject) = options.forget_personal_data_of {
+        personal::forget(&mut tx, subject).await?;
     }
     let response = respond(&executed);
     if let Some(idempotency) = &options.idempotency {

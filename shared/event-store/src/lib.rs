@@ -10,6 +10,7 @@ mod command;
 mod error;
 mod idempotency;
 mod load;
+pub mod personal;
 mod recorded;
 pub mod snapshot;
 pub mod subscriptions;

@@ -11,7 +11,11 @@ use domain::{Aggregate, StreamType, event_from_parts};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{StoreError, snapshot, upcast};
+use crate::{
+    StoreError,
+    personal::{self, PersonalData},
+    snapshot, upcast,
+};
 
 #[derive(Debug, Clone)]
 pub struct Loaded<A> {
@@ -143,6 +147,22 @@ pub async fn load_streams(
             ..StoredStream::default()
         })
         .collect();
+    let mut rows = rows;
+    personal::reveal(
+        conn,
+        rows.iter_mut()
+            .filter(|row| row.is_event)
+            .filter_map(|row| {
+                let index = usize::try_from(row.request - 1).ok()?;
+                Some(PersonalData {
+                    subject: *ids.get(index)?,
+                    event_type: row.event_type.as_deref()?,
+                    data: &mut row.data,
+                })
+            })
+            .collect(),
+    )
+    .await?;
     for row in rows {
         let index = usize::try_from(row.request - 1).unwrap_or(usize::MAX);
         let Some(stream) = streams.get_mut(index) else {

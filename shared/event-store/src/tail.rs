@@ -12,7 +12,7 @@ use domain::StreamType;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use crate::{RecordedEvent, StoreError, upcast};
+use crate::{RecordedEvent, StoreError, personal, upcast};
 
 /// What an event is keyed by when a subscription is split into partitions. Events of one key
 /// always land in the same partition, so they are applied in log order.
@@ -123,11 +123,12 @@ pub async fn read_batch(
     .fetch_all(&mut *conn)
     .await?;
     let reached = rows.first().and_then(|row| row.reached).unwrap_or(after);
-    let events = rows
+    let mut events = rows
         .into_iter()
         .filter_map(BatchRow::into_event)
         .map(EventRow::into_recorded)
         .collect::<Result<Vec<_>, _>>()?;
+    personal::reveal_recorded(conn, &mut events).await?;
     let full = events.len() as i64 >= limit;
     let read_to = match events.last() {
         Some(last) if full => last.position,
@@ -188,22 +189,32 @@ pub async fn read_after(
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    rows.into_iter().map(EventRow::into_recorded).collect()
+    let mut events = rows
+        .into_iter()
+        .map(EventRow::into_recorded)
+        .collect::<Result<Vec<_>, _>>()?;
+    personal::reveal_recorded(conn, &mut events).await?;
+    Ok(events)
 }
 
 /// The events at these positions (those that exist), in position order, upcast: for events
 /// picked out by position, such as parked dead letters.
-pub async fn read_positions<'e>(
-    executor: impl PgExecutor<'e>,
+pub async fn read_positions(
+    conn: &mut PgConnection,
     positions: &[i64],
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let rows: Vec<EventRow> = sqlx::query_as(&format!(
         "SELECT {EVENT_COLUMNS} FROM events WHERE position = ANY($1) ORDER BY position"
     ))
     .bind(positions)
-    .fetch_all(executor)
+    .fetch_all(&mut *conn)
     .await?;
-    rows.into_iter().map(EventRow::into_recorded).collect()
+    let mut events = rows
+        .into_iter()
+        .map(EventRow::into_recorded)
+        .collect::<Result<Vec<_>, _>>()?;
+    personal::reveal_recorded(conn, &mut events).await?;
+    Ok(events)
 }
 
 #[derive(sqlx::FromRow)]

@@ -13,6 +13,7 @@ use domain::{
     Aggregate,
     customer::CustomerEvent,
     order::{Order, OrderEvent, OrderLine, OrderStatus, RejectionReason},
+    personal::ERASED,
     product::ProductEvent,
 };
 use serde::{Deserialize, Serialize};
@@ -160,6 +161,10 @@ pub struct CustomerView {
 }
 
 impl CustomerView {
+    /// The document's fields that hold personal data: what erasure overwrites in every stored
+    /// copy (each version in `document_versions`) with `domain::personal::ERASED`.
+    pub const PERSONAL_FIELDS: &'static [&'static str] = &["name"];
+
     pub fn fold(view: Option<Self>, meta: &EventMeta, event: &CustomerEvent) -> Option<Self> {
         let mut view = match (view, event) {
             (
@@ -188,6 +193,7 @@ impl CustomerView {
             CustomerEvent::CreditReleased { amount_cents, .. } => {
                 view.credit_reserved_cents -= amount_cents
             }
+            CustomerEvent::CustomerForgotten {} => view.name = ERASED.to_owned(),
         }
         view.credit_available_cents = view.credit_limit_cents - view.credit_reserved_cents;
         view.version = meta.version;

@@ -25,13 +25,16 @@ pub mod names {
     pub const ORDER_HISTORY: &str = "order_history";
     /// PostgreSQL: every event in position order (the dashboard's newest events and rate).
     pub const EVENT_FEED: &str = "event_feed";
+    /// PostgreSQL: every version of every document, for `as_of` (time travel).
+    pub const DOCUMENT_VERSIONS: &str = "document_versions";
 
-    pub const READ_MODELS: [&str; 5] = [
+    pub const READ_MODELS: [&str; 6] = [
         LOOKUPS,
         ORDER_LIST,
         PRODUCT_CATALOG,
         ORDER_HISTORY,
         EVENT_FEED,
+        DOCUMENT_VERSIONS,
     ];
 }
 
@@ -42,6 +45,7 @@ pub mod tables {
     pub const PRODUCTS: &str = "products";
     pub const ORDER_HISTORY: &str = "order_history";
     pub const EVENT_FEED: &str = "event_feed";
+    pub const DOCUMENT_VERSIONS: &str = "document_versions";
 
     /// The table of one generation, e.g. `projection_store.orders_g2`.
     pub fn generation_table(table: &str, generation: i32) -> String {
