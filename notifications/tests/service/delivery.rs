@@ -157,6 +157,9 @@ async fn copies_of_handled_events_are_dropped_by_the_inbox_whenever_they_come(
     for _ in 0..3 {
         system.place_order(ada, &[(tea, 1)]).await;
     }
+    // Every order decided and relayed first: waiting for the notifications alone could return
+    // after the first decision, and a later one would then arrive as new, not as a copy.
+    system.wait_until_caught_up().await;
     let notified = wait_until_all_notified(&system.pool).await;
     service.stop().await;
     system.kill_projector().await;

@@ -31,6 +31,7 @@ async fn killed_and_restarted_it_resumes_from_its_durable_consumer(
     for _ in 0..5 {
         system.place_order(ada, &[(tea, 1)]).await;
     }
+    system.wait_until_caught_up().await;
     let before = wait_until_all_notified(&system.pool).await;
     let jetstream = stream.jetstream().await;
     let mut consumer: PullConsumer = jetstream
