@@ -252,14 +252,19 @@ async fn fixed_rate(
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
     let mut tasks = JoinSet::new();
     let mut n = 0;
+    let reported = Arc::new(AtomicBool::new(false));
     while Instant::now() < deadline {
         ticks.tick().await;
-        let (client, catalog) = (client.clone(), Arc::clone(catalog));
+        let (client, catalog, reported) =
+            (client.clone(), Arc::clone(catalog), Arc::clone(&reported));
         tasks.spawn(async move {
             match place(&client, &catalog, n, true).await {
                 Ok(p) => (vec![p], 0),
                 Err(error) => {
-                    eprintln!("pipeline: a command failed: {error:#}");
+                    // The first failure says why; the count says how many.
+                    if !reported.swap(true, Ordering::Relaxed) {
+                        eprintln!("pipeline: a command failed: {error:#}");
+                    }
                     (Vec::new(), 1)
                 }
             }

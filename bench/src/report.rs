@@ -45,6 +45,7 @@ struct Row {
     #[serde(flatten)]
     measurement: Measurement,
     reference_value: Option<f64>,
+    reference_unit: Option<String>,
     ratio: Option<f64>,
     target: Option<String>,
     target_met: Option<bool>,
@@ -114,22 +115,24 @@ fn target(m: &Measurement, ratio: Option<f64>) -> Option<(String, bool)> {
 }
 
 fn rows(measurements: Vec<Measurement>) -> Vec<Row> {
-    let values: Vec<(String, f64)> = measurements
+    let values: Vec<(String, f64, String)> = measurements
         .iter()
-        .map(|m| (m.id.clone(), m.value))
+        .map(|m| (m.id.clone(), m.value, m.unit.clone()))
         .collect();
     measurements
         .into_iter()
         .map(|m| {
-            let reference_value = m
+            let reference = m
                 .reference
                 .as_ref()
-                .and_then(|r| values.iter().find(|(id, _)| id == r).map(|(_, v)| *v));
+                .and_then(|r| values.iter().find(|(id, _, _)| id == r));
+            let reference_value = reference.map(|(_, v, _)| *v);
             let ratio = reference_value.filter(|r| *r > 0.0).map(|r| m.value / r);
             let target = target(&m, ratio);
             Row {
                 measurement: m,
                 reference_value,
+                reference_unit: reference.map(|(_, _, unit)| unit.clone()),
                 ratio,
                 target_met: target.as_ref().map(|(_, met)| *met),
                 target: target.map(|(text, _)| text),
@@ -185,7 +188,10 @@ fn markdown(results: &Results) -> String {
                 (format!("{:.2} ms", t.p50_ms), format!("{:.2} ms", t.p99_ms))
             });
         let reference = match (&m.reference, row.reference_value) {
-            (Some(r), Some(v)) => format!("{r} ({})", number(v, &m.unit)),
+            (Some(r), Some(v)) => format!(
+                "{r} ({})",
+                number(v, row.reference_unit.as_deref().unwrap_or(&m.unit))
+            ),
             (Some(r), None) => format!("{r} (not measured)"),
             _ => String::new(),
         };
