@@ -225,3 +225,14 @@ pub async fn seed_hot_product(pool: &PgPool, events: u64) -> anyhow::Result<(Uui
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::copy_text;
+
+    #[test]
+    fn copy_text_escapes_what_copy_would_read_as_a_delimiter_or_an_escape() {
+        assert_eq!(copy_text(r#"{"a":"b"}"#), r#"{"a":"b"}"#);
+        assert_eq!(copy_text("a\\b\tc\nd\re"), r"a\\b\tc\nd\re");
+    }
+}

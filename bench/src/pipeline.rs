@@ -400,3 +400,22 @@ async fn decision_timings(pool: &PgPool, orders: &[Uuid]) -> anyhow::Result<Deci
         first_to_last,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::saga_lag;
+
+    #[test]
+    fn saga_lag_is_the_largest_of_the_saga_partitions_only() {
+        let projections = json!({ "head_position": 9, "items": [
+            { "name": "order_saga", "partition": 0, "lag_events": 12 },
+            { "name": "order_saga", "partition": 1, "lag_events": 30 },
+            { "name": "lookups", "partition": 0, "lag_events": 500 },
+            { "name": "stock_handler", "partition": 0, "lag_events": 7 },
+        ]});
+        assert_eq!(saga_lag(&projections), 30);
+        assert_eq!(saga_lag(&json!({ "items": [] })), 0);
+    }
+}

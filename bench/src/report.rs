@@ -327,3 +327,39 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{number, rows};
+    use crate::measurement::{Measurement, Throughput};
+
+    fn lookup(per_second: f64, p99_ms: f64) -> Measurement {
+        let throughput = Throughput {
+            per_second,
+            p99_ms,
+            ..Throughput::default()
+        };
+        Measurement::rate("lookup_orders", "GET /orders/{id}", "req/s", throughput)
+            .against("ceiling_redis_orders")
+    }
+
+    #[test]
+    fn numbers_are_grouped_by_thousands_and_small_ones_keep_a_decimal() {
+        assert_eq!(number(1_016_821.4, "events/s"), "1,016,821 events/s");
+        assert_eq!(number(444.0, "req/s"), "444 req/s");
+        assert_eq!(number(18.26, "MiB"), "18.3 MiB");
+    }
+
+    #[test]
+    fn a_lookup_is_compared_with_its_ceiling_and_judged_on_ratio_and_p99() {
+        let ceiling = Measurement::value("ceiling_redis_orders", "ceiling", 40_000.0, "req/s");
+        let judged = rows(vec![lookup(32_000.0, 4.0), ceiling.clone()]);
+        assert_eq!(judged[0].ratio, Some(0.8));
+        assert_eq!(judged[0].target_met, Some(true));
+        let slow_tail = rows(vec![lookup(32_000.0, 6.0), ceiling.clone()]);
+        assert_eq!(slow_tail[0].target_met, Some(false));
+        let far = rows(vec![lookup(16_000.0, 4.0), ceiling]);
+        assert_eq!(far[0].target_met, Some(false));
+        assert_eq!(far[1].target, None);
+    }
+}

@@ -506,22 +506,7 @@ async fn rebuild(
         output.status.success(),
         "projector rebuild --all failed: {stderr}"
     );
-    // `rebuilt NAME: N events in S s (R events/s), live at position P`
-    for line in stderr.lines() {
-        let Some(rest) = line.strip_prefix("rebuilt ") else {
-            continue;
-        };
-        let Some((name, figures)) = rest.split_once(": ") else {
-            continue;
-        };
-        let mut words = figures.split_whitespace();
-        let count: f64 = words.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-        let seconds: f64 = figures
-            .split(" in ")
-            .nth(1)
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
+    for (name, count, seconds) in stderr.lines().filter_map(rebuilt_figures) {
         measurements.push(
             Measurement::value(
                 &format!("rebuild_{name}"),
@@ -543,6 +528,15 @@ async fn rebuild(
         "s",
     ));
     Ok(measurements)
+}
+
+/// Name, events and seconds from the line `projector rebuild` prints as each read model
+/// switches over: `rebuilt NAME: N events in S s (R events/s), live at position P`.
+fn rebuilt_figures(line: &str) -> Option<(String, f64, f64)> {
+    let (name, figures) = line.strip_prefix("rebuilt ")?.split_once(": ")?;
+    let (count, rest) = figures.split_once(" events in ")?;
+    let seconds = rest.split_whitespace().next()?.parse().ok()?;
+    Some((name.to_owned(), count.parse().ok()?, seconds))
 }
 
 // --- hot aggregate -----------------------------------------------------------------------------
@@ -657,4 +651,24 @@ async fn hot(context: &SuiteRun, snapshots: &str) -> anyhow::Result<Vec<Measurem
             )
         },
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rebuilt_figures;
+
+    #[test]
+    fn reads_the_figures_of_a_rebuilt_read_model() {
+        let line =
+            "rebuilt order_list: 1016821 events in 23.45 s (43361 events/s), live at position 42";
+        assert_eq!(
+            rebuilt_figures(line),
+            Some(("order_list".to_owned(), 1_016_821.0, 23.45))
+        );
+        assert_eq!(rebuilt_figures("rebuild started"), None);
+        assert_eq!(
+            rebuilt_figures("rebuilt lookups: many events in a while"),
+            None
+        );
+    }
 }
