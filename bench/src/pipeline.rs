@@ -65,6 +65,11 @@ pub struct PipelineArgs {
     /// Give up if the saga has not decided every order this long after the load stops.
     #[arg(long, default_value_t = 600)]
     pub drain_timeout: u64,
+    /// Projector processes to stop (SIGSTOP) while the orders are placed and to continue
+    /// (SIGCONT) when the load ends: the saga then meets the whole backlog at once, which
+    /// measures its own pace whatever pace the command-api places orders at.
+    #[arg(long = "pause-pid")]
+    pub pause_pids: Vec<u32>,
     /// Also write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -81,6 +86,9 @@ pub struct PipelineReport {
     pub placed_to_decided: Summary,
     pub max_saga_lag_events: i64,
     pub drain_seconds: f64,
+    /// `--pause-pid` only: orders decided per second from the projector's resume to the last
+    /// decision (the saga working through a backlog).
+    pub backlog_decided_per_second: Option<f64>,
     pub command: Summary,
     /// `--rate` only: from sending the command to the answer of a `min_position` read of it.
     pub command_to_visible: Option<Summary>,
@@ -114,12 +122,16 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<PipelineReport> {
         Arc::clone(&max_lag),
     ));
 
-    let mode = match args.rate {
+    let mut mode = match args.rate {
         Some(rate) => format!("fixed rate {rate}/s"),
         None => format!("closed loop, {} connections", args.connections),
     };
+    if !args.pause_pids.is_empty() {
+        mode.push_str(", projector paused during the load");
+    }
     println!("pipeline: placing orders for {} s ({mode})", args.seconds);
     let load_for = Duration::from_secs(args.seconds);
+    signal(&args.pause_pids, "STOP")?;
     let started = Instant::now();
     let (placed, failed) = match args.rate {
         Some(rate) => fixed_rate(&client, &catalog, rate, load_for).await,
@@ -127,6 +139,9 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<PipelineReport> {
     };
     let load_seconds = started.elapsed().as_secs_f64();
     let load_stopped = Instant::now();
+    // On PostgreSQL's clock, like the events' recorded_at.
+    let resumed_at: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(&pool).await?;
+    signal(&args.pause_pids, "CONT")?;
     let orders: Vec<Uuid> = placed.iter().map(|p| p.order).collect();
     println!(
         "pipeline: {} orders placed in {load_seconds:.1} s ({failed} commands failed); waiting for the saga",
@@ -172,6 +187,17 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<PipelineReport> {
         placed_to_decided: timings.latencies.summary(),
         max_saga_lag_events: max_lag.load(Ordering::Relaxed),
         drain_seconds,
+        backlog_decided_per_second: match (args.pause_pids.is_empty(), timings.last_decision) {
+            (false, Some(last)) => Some(
+                orders.len() as f64
+                    / (last - resumed_at)
+                        .to_std()
+                        .unwrap_or_default()
+                        .as_secs_f64()
+                        .max(1e-3),
+            ),
+            _ => None,
+        },
         command: command.summary(),
         command_to_visible: args.rate.map(|_| visible.summary()),
     };
@@ -206,6 +232,24 @@ fn print_report(report: &PipelineReport) {
         report.max_saga_lag_events
     );
     println!("  drain after the load   {:>9.2} s", report.drain_seconds);
+    if let Some(rate) = report.backlog_decided_per_second {
+        println!(
+            "  saga over the backlog  {rate:>9.0}   decided/s (from the projector's resume to the last decision)"
+        );
+    }
+}
+
+/// Sends `kill -SIGNAL` to each process (the projectors `--pause-pid` names).
+fn signal(pids: &[u32], signal: &str) -> anyhow::Result<()> {
+    for pid in pids {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .context("running kill")?;
+        anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
+    }
+    Ok(())
 }
 
 /// C workers, each placing its next order as soon as the previous one is answered.
@@ -366,6 +410,7 @@ struct DecisionTimings {
     latencies: Latencies,
     /// From the first order's placement to the last order's decision.
     first_to_last: Duration,
+    last_decision: Option<DateTime<Utc>>,
 }
 
 async fn decision_timings(pool: &PgPool, orders: &[Uuid]) -> anyhow::Result<DecisionTimings> {
@@ -398,6 +443,7 @@ async fn decision_timings(pool: &PgPool, orders: &[Uuid]) -> anyhow::Result<Deci
     Ok(DecisionTimings {
         latencies,
         first_to_last,
+        last_decision: last,
     })
 }
 
