@@ -3,7 +3,7 @@
 //! still ahead, and delete the old generation.
 
 use anyhow::bail;
-use event_store::checkpoints;
+use event_store::{RecordedEvent, checkpoints};
 use read_models::{LookupScripts, names};
 
 use super::{Rebuilder, progress::Progress};
@@ -70,17 +70,16 @@ impl Rebuilder {
         );
         let mut progress = Progress::start(names::LOOKUPS, &self.pool).await?;
         let mut position = 0;
+        // Most of the log first, read ahead of the writes; then batch by batch until the copy
+        // can switch.
+        let mut batches = self.read_ahead(position);
+        while let Some(events) = batches.recv().await {
+            fill(&copy, generation, &mut position, &events?, &mut progress).await?;
+        }
         let old_generation = loop {
             let events = self.read(position).await?;
-            if let Some(last) = events.last() {
-                if !copy
-                    .write_batch(generation, position, &events, last.position)
-                    .await?
-                {
-                    bail!("another rebuild of lookups took over; this one stopped");
-                }
-                position = last.position;
-                progress.advance(events.len());
+            if !events.is_empty() {
+                fill(&copy, generation, &mut position, &events, &mut progress).await?;
                 continue;
             }
             // Caught up: switch if the live copy is not ahead, else read on.
@@ -95,4 +94,26 @@ impl Rebuilder {
         };
         Ok((old_generation, position, progress))
     }
+}
+
+/// Writes a batch read after `position` into the copy being built, and moves `position` on.
+async fn fill(
+    copy: &Lookups,
+    generation: i64,
+    position: &mut i64,
+    events: &[RecordedEvent],
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
+    let Some(last) = events.last() else {
+        return Ok(());
+    };
+    if !copy
+        .write_batch(generation, *position, events, last.position)
+        .await?
+    {
+        bail!("another rebuild of lookups took over; this one stopped");
+    }
+    *position = last.position;
+    progress.advance(events.len());
+    Ok(())
 }

@@ -16,13 +16,16 @@ use event_store::{RecordedEvent, read_after};
 use read_models::{RedisKeys, names};
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
+use tokio::sync::mpsc;
 
 use crate::projections::{
     document_versions::DocumentVersions, event_feed::EventFeed, order_history::OrderHistory,
     order_list::OrderList, product_catalog::ProductCatalog,
 };
 
-const BATCH: i64 = 1_000;
+const BATCH: i64 = 2_000;
+/// How many batches the reader may be ahead of the writer.
+const READ_AHEAD: usize = 2;
 
 pub struct Rebuilder {
     pub pool: PgPool,
@@ -73,7 +76,42 @@ impl Rebuilder {
     }
 
     async fn read(&self, after: i64) -> anyhow::Result<Vec<RecordedEvent>> {
-        let mut conn = self.pool.acquire().await?;
-        Ok(read_after(&mut conn, after, BATCH).await?)
+        read_batch(&self.pool, after).await
     }
+
+    /// Reads the log after `after` up to where it ends now, batch by batch, in a task of its
+    /// own that stays up to `READ_AHEAD` batches ahead: reading (PostgreSQL, decoding) then
+    /// overlaps applying, instead of each waiting for the other. The channel closes at the end
+    /// of the log (or after an error, which it passes on); the caller goes on from the last
+    /// position it applied with `read`.
+    fn read_ahead(&self, after: i64) -> mpsc::Receiver<anyhow::Result<Vec<RecordedEvent>>> {
+        let (batches, receiver) = mpsc::channel(READ_AHEAD);
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut position = after;
+            loop {
+                let batch = read_batch(&pool, position).await;
+                match &batch {
+                    Ok(events) => match events.last() {
+                        Some(last) => position = last.position,
+                        None => break,
+                    },
+                    Err(_) => {
+                        let _ = batches.send(batch).await;
+                        break;
+                    }
+                }
+                // The rebuild gave up (it failed): stop reading.
+                if batches.send(batch).await.is_err() {
+                    break;
+                }
+            }
+        });
+        receiver
+    }
+}
+
+async fn read_batch(pool: &PgPool, after: i64) -> anyhow::Result<Vec<RecordedEvent>> {
+    let mut conn = pool.acquire().await?;
+    Ok(read_after(&mut conn, after, BATCH).await?)
 }

@@ -52,8 +52,9 @@ impl Rebuilder {
 
         let mut progress = Progress::start(M::NAME, &self.pool).await?;
         let mut position = 0;
-        loop {
-            let events = self.read(position).await?;
+        let mut batches = self.read_ahead(position);
+        while let Some(events) = batches.recv().await {
+            let events = events?;
             let Some(last) = events.last() else { break };
             let mut tx = self.pool.begin().await?;
             // A rebuild replays decisions already counted: what it observes is not new.
