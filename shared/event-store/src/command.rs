@@ -170,8 +170,10 @@ where
     loop {
         attempt += 1;
         match try_once(pool, stream_id, options, &decide, &respond).await {
+            // With an Idempotency-Key the conflict may be a racing request with the same key:
+            // trying again replays its response, or finds the version moved (412 then).
             Err(CommandError::Store(StoreError::VersionConflict { .. }))
-                if options.expected_version.is_some() =>
+                if options.expected_version.is_some() && options.idempotency.is_none() =>
             {
                 // The client pinned a version and a concurrent writer moved past it.
                 let expected = options.expected_version.unwrap_or_default();
