@@ -85,6 +85,7 @@ pub fn command_options(
         idempotency,
         claims: Vec::new(),
         snapshot_every: state.snapshot_every,
+        new_stream: false,
     })
 }
 
