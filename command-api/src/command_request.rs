@@ -86,6 +86,7 @@ pub fn command_options(
         claims: Vec::new(),
         snapshot_every: state.snapshot_every,
         forget_personal_data_of: None,
+        new_stream: false,
     })
 }
 

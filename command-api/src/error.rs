@@ -92,7 +92,7 @@ fn store_problem(error: &StoreError) -> Problem {
         StoreError::Database(db) if database::is_transient(db) => {
             Problem::unavailable("the database is unavailable; retry shortly").with_cause(db)
         }
-        StoreError::VersionConflict { .. } => {
+        StoreError::VersionConflict { .. } | StoreError::IdempotencyKeyTaken => {
             Problem::new(StatusCode::CONFLICT, "a concurrent write won; retry")
                 .with_type("conflict")
         }

@@ -105,7 +105,7 @@ fn error_outcome(error: &ApiError) -> &'static str {
 
 fn store_outcome(error: &StoreError) -> &'static str {
     match error {
-        StoreError::VersionConflict { .. } => "conflict",
+        StoreError::VersionConflict { .. } | StoreError::IdempotencyKeyTaken => "conflict",
         error if error.is_transient() => "unavailable",
         _ => "error",
     }

@@ -34,15 +34,14 @@ impl ReadModelSnapshot {
             .await
             .expect("keys");
         let mut documents = BTreeMap::new();
-        // The generation's own keys (its checkpoint, a replay's mark) are not documents.
-        let own = [RedisKeys::CHECKPOINT_SUFFIX, RedisKeys::REPLAY_UNTIL_SUFFIX];
+        // The generation's own keys (its checkpoint, a replay's mark, the documents' positions)
+        // are not documents.
         for key in found
             .into_iter()
-            .filter(|key| !own.contains(&&key[base.len()..]))
+            .filter(|key| !RedisKeys::OWN_SUFFIXES.contains(&&key[base.len()..]))
         {
-            let doc: String = redis::cmd("HGET")
+            let doc: String = redis::cmd("GET")
                 .arg(&key)
-                .arg("doc")
                 .query_async(&mut redis)
                 .await
                 .expect("doc");

@@ -62,7 +62,8 @@ pub async fn register_customer(
     body: web::Json<RegisterCustomer>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let options = command_options(&req, &state, &body)?;
+    let mut options = command_options(&req, &state, &body)?;
+    options.new_stream = true;
     let (name, credit_limit) = match (
         Name::parse("name", &body.name),
         Cents::parse("credit_limit_cents", body.credit_limit_cents),

@@ -81,7 +81,8 @@ pub async fn place_order(
     body: web::Json<PlaceOrder>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let options = command_options(&req, &state, &body)?;
+    let mut options = command_options(&req, &state, &body)?;
+    options.new_stream = true;
     let requested: Vec<(Uuid, i64)> = body
         .lines
         .iter()

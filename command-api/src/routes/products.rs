@@ -75,6 +75,7 @@ pub async fn add_product(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let mut options = command_options(&req, &state, &body)?;
+    options.new_stream = true;
     let sku = Sku::parse("sku", &body.sku);
     let name = Name::parse("name", &body.name);
     let price = Cents::parse("price_cents", body.price_cents);

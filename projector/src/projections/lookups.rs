@@ -1,6 +1,7 @@
 //! `lookups`: one Redis document per order, product and customer, for lookups by id.
 //!
-//! Each document is a hash of `doc` (JSON) and `position` (of the last event in it). Writes go
+//! Each document is a string of its JSON, exactly as the query-api answers it, and the
+//! generation's `positions` hash keeps the position of the last event in each. Writes go
 //! through a Lua script that refuses to move a document backwards and refuses to write at all
 //! unless the target generation is still the one its pointer names, so a replay never undoes
 //! anything and a projector that lost a race with a rebuild cannot write into a dropped copy.
@@ -98,6 +99,7 @@ impl Lookups {
                 "the Redis read models are missing (first start, or Redis lost its data): rebuilding them from position 0"
             );
             self.restart_mirror().await;
+            self.delete_legacy_layout(&mut redis, generation).await?;
             Ok(generation)
         } else {
             let live: i64 = redis::cmd("GET")
@@ -106,6 +108,29 @@ impl Lookups {
                 .await?;
             Ok(live)
         }
+    }
+
+    /// Deletes what the previous key layout left (its pointer and the generation it named):
+    /// nothing reads it any more once a generation of this layout is live.
+    async fn delete_legacy_layout(
+        &self,
+        redis: &mut ConnectionManager,
+        live: i64,
+    ) -> Result<(), ProjectionError> {
+        let pointer = self.keys.legacy_live_generation();
+        let legacy: Option<i64> = redis::cmd("GET").arg(&pointer).query_async(redis).await?;
+        if let Some(legacy) = legacy {
+            // The counter is shared, so the number is another generation's only if it was lost.
+            if legacy != live {
+                delete_generation(redis, &self.keys, legacy).await?;
+            }
+            redis::cmd("DEL").arg(&pointer).exec_async(redis).await?;
+            tracing::info!(
+                legacy,
+                "deleted the Redis read models of the previous key layout"
+            );
+        }
+        Ok(())
     }
 
     async fn checkpoint_of(&self, generation: i64) -> Result<i64, ProjectionError> {
@@ -149,27 +174,22 @@ impl Lookups {
             if ids.is_empty() {
                 continue;
             }
-            let keys: Vec<String> = ids
-                .iter()
-                .map(|id| self.keys.document(generation, kind, *id))
-                .collect();
+            let stored = self
+                .read_documents(&mut redis, generation, kind, &ids)
+                .await?;
             let changed = match kind {
-                StreamType::Order => {
-                    fold_into(&mut redis, &ids, &keys, events, kind, OrderView::fold).await?
-                }
-                StreamType::Product => {
-                    fold_into(&mut redis, &ids, &keys, events, kind, ProductView::fold).await?
-                }
-                StreamType::Customer => {
-                    fold_into(&mut redis, &ids, &keys, events, kind, CustomerView::fold).await?
-                }
+                StreamType::Order => fold_into(&ids, stored, events, kind, OrderView::fold)?,
+                StreamType::Product => fold_into(&ids, stored, events, kind, ProductView::fold)?,
+                StreamType::Customer => fold_into(&ids, stored, events, kind, CustomerView::fold)?,
             };
-            for (key, position, doc) in changed {
-                writes.invoke_script(
-                    &self
-                        .scripts
-                        .write_document(&pointer, generation, &key, position, &doc),
-                );
+            for (id, position, doc) in changed {
+                writes.invoke_script(&self.scripts.write_document(
+                    &pointer,
+                    generation,
+                    (kind, id),
+                    position,
+                    &doc,
+                ));
                 written += 1;
             }
         }
@@ -189,25 +209,45 @@ impl Lookups {
     }
 }
 
-/// Loads the documents, folds the batch into them, and returns the changed ones as
-/// (key, position, JSON).
-async fn fold_into<V, E>(
-    redis: &mut ConnectionManager,
+impl Lookups {
+    /// The stored JSON and position of each of these documents of `generation` (both `None`
+    /// for one not written yet), in two commands of one round trip.
+    async fn read_documents(
+        &self,
+        redis: &mut ConnectionManager,
+        generation: i64,
+        kind: StreamType,
+        ids: &[Uuid],
+    ) -> Result<Vec<(Option<String>, Option<i64>)>, ProjectionError> {
+        let mut documents = redis::cmd("MGET");
+        let mut positions = redis::cmd("HMGET");
+        positions.arg(self.keys.positions(generation));
+        for id in ids {
+            documents.arg(self.keys.document(generation, kind, *id));
+            positions.arg(RedisKeys::document_suffix(kind, *id));
+        }
+        let (documents, positions): (Vec<Option<String>>, Vec<Option<i64>>) = redis::pipe()
+            .add_command(documents)
+            .add_command(positions)
+            .query_async(redis)
+            .await?;
+        Ok(documents.into_iter().zip(positions).collect())
+    }
+}
+
+/// Folds the batch into the stored documents (`stored`, in the order of `ids`) and returns the
+/// changed ones as (id, position, JSON).
+fn fold_into<V, E>(
     ids: &[Uuid],
-    keys: &[String],
+    stored: Vec<(Option<String>, Option<i64>)>,
     events: &[RecordedEvent],
     kind: StreamType,
     fold: impl Fn(Option<V>, &EventMeta, &E) -> Option<V>,
-) -> Result<Vec<(String, i64, String)>, ProjectionError>
+) -> Result<Vec<(Uuid, i64, String)>, ProjectionError>
 where
     V: serde::Serialize + serde::de::DeserializeOwned,
     E: DomainEvent,
 {
-    let mut reads = redis::pipe();
-    for key in keys {
-        reads.cmd("HMGET").arg(key).arg("doc").arg("position");
-    }
-    let stored: Vec<(Option<String>, Option<i64>)> = reads.query_async(redis).await?;
     let mut documents = HashMap::new();
     for (id, (doc, position)) in ids.iter().zip(stored) {
         if let (Some(doc), Some(last_position)) = (doc, position) {
@@ -224,10 +264,10 @@ where
     }
     let changed = fold_documents(&mut documents, events, kind, fold)?;
     let mut out = Vec::with_capacity(changed.len());
-    for (id, key) in ids.iter().zip(keys) {
+    for id in ids {
         if let (true, Some(document)) = (changed.contains(id), documents.get(id)) {
             out.push((
-                key.clone(),
+                *id,
                 document.last_position,
                 serde_json::to_string(&document.view)?,
             ));

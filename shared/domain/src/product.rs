@@ -71,6 +71,9 @@ pub enum ProductCommand {
     },
 }
 
+/// A product's price is set by `ProductAdded` and no other event changes it: the command side
+/// reads only a product's first event to price an order (`command-api/src/catalog.rs`). An
+/// event that changed a price would have to change that too.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum ProductEvent {

@@ -1,11 +1,15 @@
 //! Running one command against one aggregate: load, decide, append, snapshot, all in one
 //! transaction. `run_command` adds what the HTTP side needs around it: the `Idempotency-Key`
 //! record written in the same transaction as the events, unique claims, and retries of lost
-//! races when the client did not pin a version with `If-Match`.
+//! races when the client did not pin a version with `If-Match`. A command that creates its
+//! aggregate under an id made for it (`CommandOptions::new_stream`) reads nothing: the stream
+//! cannot exist, so it decides on the empty aggregate and appends at version 1; when nothing is
+//! to be written beside its events, that one INSERT is the whole transaction (no BEGIN, no
+//! COMMIT: one round trip instead of three).
 
 use std::time::Duration;
 
-use domain::{Aggregate, DomainError, StreamType};
+use domain::{Aggregate, DomainError, DomainEvent, StreamType, personal::personal_fields};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -60,6 +64,11 @@ pub struct CommandOptions {
     /// Erase this subject's personal data (`personal::forget`) in the same transaction as the
     /// command's events (the erasure event), so the two never part.
     pub forget_personal_data_of: Option<Uuid>,
+    /// The stream id was just made for this command (a new order's UUIDv7), so the stream
+    /// cannot exist yet: the command decides on the empty aggregate without loading it. Should
+    /// the id be taken after all, the unique (stream, version) constraint refuses the append,
+    /// and the command is a conflict, not retried.
+    pub new_stream: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +99,9 @@ where
     A: Aggregate,
     D: FnOnce(&A) -> Result<Vec<A::Event>, DomainError>,
 {
+    if options.new_stream {
+        return execute_on_loaded(conn, stream_id, options, Loaded::default(), decide).await;
+    }
     let loaded = match load_aggregate::<A>(conn, stream_id, options.snapshot_every > 0).await {
         Ok(loaded) => loaded,
         // The id names an aggregate of another kind: for this command it names nothing.
@@ -173,8 +185,16 @@ where
     loop {
         attempt += 1;
         match try_once(pool, stream_id, options, &decide, &respond).await {
+            Err(CommandError::Store(StoreError::VersionConflict { .. })) if options.new_stream => {
+                return Err(CommandError::Conflict(format!(
+                    "a {} with this id exists already; try again",
+                    A::STREAM_TYPE
+                )));
+            }
+            // With an Idempotency-Key the conflict may be a racing request with the same key:
+            // trying again replays its response, or finds the version moved (412 then).
             Err(CommandError::Store(StoreError::VersionConflict { .. }))
-                if options.expected_version.is_some() =>
+                if options.expected_version.is_some() && options.idempotency.is_none() =>
             {
                 // The client pinned a version and a concurrent writer moved past it.
                 let expected = options.expected_version.unwrap_or_default();
@@ -214,6 +234,9 @@ where
     D: Fn(&A) -> Result<Vec<A::Event>, DomainError>,
     R: Fn(&Executed<A>) -> StoredResponse,
 {
+    if let Some(events) = events_to_append_alone::<A, _>(options, decide)? {
+        return append_alone(pool, stream_id, options, events, respond).await;
+    }
     let mut tx = pool.begin().await.map_err(StoreError::from)?;
     if let Some(idempotency) = &options.idempotency
         && let Some(stored) = idempotency::find_response(&mut tx, idempotency).await?
@@ -240,6 +263,76 @@ where
     })?;
     Ok(CommandReply {
         response,
+        replayed: false,
+    })
+}
+
+/// The events of a command whose INSERT may commit alone, without a transaction around it:
+/// on a new stream (nothing to load), with nothing to write beside its events (no idempotency
+/// record, no claim, no snapshot due, no personal data and so no key). `None` when the command needs the transaction.
+fn events_to_append_alone<A, D>(
+    options: &CommandOptions,
+    decide: &D,
+) -> Result<Option<Vec<A::Event>>, CommandError>
+where
+    A: Aggregate,
+    D: Fn(&A) -> Result<Vec<A::Event>, DomainError>,
+{
+    if !options.new_stream || options.idempotency.is_some() || !options.claims.is_empty() {
+        return Ok(None);
+    }
+    let events = decide(&A::default())?;
+    let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
+    // Personal data is sealed with a key stored beside the events: key and events commit
+    // together or not at all.
+    let personal = events
+        .iter()
+        .any(|event| !personal_fields(event.event_type()).is_empty());
+    let alone = count > 0 && !personal && !snapshot::is_due(0, count, options.snapshot_every);
+    Ok(alone.then_some(events))
+}
+
+/// Appends the events of a new stream in autocommit: the INSERT is the whole transaction. An
+/// error the server reports means it rolled back (and may be retried); a connection lost while
+/// it ran leaves the outcome unknown, which is not retried (it could apply the command twice).
+async fn append_alone<A, R>(
+    pool: &PgPool,
+    stream_id: Uuid,
+    options: &CommandOptions,
+    events: Vec<A::Event>,
+    respond: &R,
+) -> Result<CommandReply, CommandError>
+where
+    A: Aggregate,
+    R: Fn(&Executed<A>) -> StoredResponse,
+{
+    let mut conn = pool.acquire().await.map_err(StoreError::from)?;
+    let appended = append_to_stream(
+        &mut conn,
+        stream_id,
+        A::STREAM_TYPE,
+        0,
+        &events,
+        &options.metadata,
+    )
+    .await
+    .map_err(|error| match error {
+        StoreError::Database(sqlx::Error::Io(_) | sqlx::Error::Protocol(_)) => {
+            tracing::warn!(%stream_id, %error, "append failed: the outcome is unknown");
+            CommandError::OutcomeUnknown
+        }
+        error => error.into(),
+    })?;
+    let executed = Executed {
+        loaded: Loaded {
+            state: A::default().fold(&events),
+            version: appended.version,
+        },
+        events,
+        last_position: Some(appended.last_position),
+    };
+    Ok(CommandReply {
+        response: respond(&executed),
         replayed: false,
     })
 }

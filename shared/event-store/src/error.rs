@@ -8,6 +8,10 @@ pub enum StoreError {
     /// Another writer appended to the stream since it was loaded.
     #[error("stream {stream_id} was changed concurrently")]
     VersionConflict { stream_id: Uuid },
+    /// A concurrent request with the same `Idempotency-Key` committed first: this one's work is
+    /// rolled back, and run again it finds that request's response and replays it.
+    #[error("a concurrent request with the same Idempotency-Key committed first")]
+    IdempotencyKeyTaken,
     /// The stream exists but holds another kind of aggregate: for the aggregate asked for, the
     /// id names nothing.
     #[error("stream {stream_id} is a {found}, not a {expected}")]
@@ -28,7 +32,7 @@ impl StoreError {
     /// True for failures worth retrying as they are: a lost race, a dropped connection.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::VersionConflict { .. } => true,
+            Self::VersionConflict { .. } | Self::IdempotencyKeyTaken => true,
             Self::Database(error) => database::is_transient(error),
             Self::Corrupt(_) | Self::OtherStreamType { .. } => false,
         }

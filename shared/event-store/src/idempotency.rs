@@ -26,18 +26,15 @@ pub struct StoredResponse {
     pub location: Option<String>,
 }
 
-/// Serialises requests that share a key (the lock lasts until the transaction ends), then
-/// answers with the stored response if there is one. A racing retry therefore waits for the
-/// first request to commit and replays its answer instead of appending again.
+/// The stored response to this key, if a request with it has committed. Two racing requests
+/// with one key may both find none and both run: the second's `store_response` then waits for
+/// the first to commit and fails with `IdempotencyKeyTaken`, which rolls its work back; run
+/// again, it finds the first one's response here and replays it. (No lock is taken first: the
+/// unique key itself serialises them, without a round trip of its own.)
 pub(crate) async fn find_response(
     conn: &mut PgConnection,
     idempotency: &IdempotencyRequest,
 ) -> Result<Option<StoredResponse>, CommandError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7091))")
-        .bind(&idempotency.key)
-        .execute(&mut *conn)
-        .await
-        .map_err(StoreError::from)?;
     let stored: Option<(serde_json::Value, serde_json::Value)> = sqlx::query_as(
         "SELECT request, response FROM idempotency_keys
              WHERE key = $1 AND created_at > now() - make_interval(secs => $2)",
@@ -68,18 +65,25 @@ pub(crate) async fn store_response(
 ) -> Result<(), CommandError> {
     let response =
         serde_json::to_value(response).map_err(|error| StoreError::Corrupt(error.to_string()))?;
-    // An expired record of the same key (not yet purged) is replaced.
-    sqlx::query(
+    // An expired record of the same key (not yet purged) is replaced; a live one was stored
+    // by a racing request since `find_response` (the insert waited for it to commit).
+    let stored = sqlx::query(
         "INSERT INTO idempotency_keys (key, request, response) VALUES ($1, $2, $3)
          ON CONFLICT (key) DO UPDATE
-         SET request = EXCLUDED.request, response = EXCLUDED.response, created_at = now()",
+         SET request = EXCLUDED.request, response = EXCLUDED.response, created_at = now()
+         WHERE idempotency_keys.created_at <= now() - make_interval(secs => $4)",
     )
     .bind(&idempotency.key)
     .bind(&idempotency.fingerprint)
     .bind(response)
+    .bind(idempotency.retention.as_secs_f64())
     .execute(&mut *conn)
     .await
-    .map_err(StoreError::from)?;
+    .map_err(StoreError::from)?
+    .rows_affected();
+    if stored == 0 {
+        return Err(StoreError::IdempotencyKeyTaken.into());
+    }
     Ok(())
 }
 

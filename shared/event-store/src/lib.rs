@@ -25,7 +25,9 @@ pub use command::{
 };
 pub use error::StoreError;
 pub use idempotency::{IdempotencyRequest, StoredResponse, purge_idempotency_keys};
-pub use load::{Loaded, StoredStream, StreamRequest, load_aggregate, load_streams};
+pub use load::{
+    Loaded, StoredStream, StreamRequest, load_aggregate, load_first_events, load_streams,
+};
 pub use recorded::{Metadata, RecordedEvent};
 pub use subscriptions::checkpoints;
 pub use tail::{

@@ -177,6 +177,44 @@ pub async fn load_streams(
     Ok(streams)
 }
 
+/// Reads only the first event of each requested stream, in one query (snapshots and
+/// `after_version` are ignored). For the facts a first event fixes for good, such as whether an
+/// aggregate exists: the rest of a stream, which for a popular product grows with every order,
+/// is never read. Personal data is withheld (it reads as `domain::personal::ERASED`), so no key
+/// is read either. Fold each with `StoredStream::fold_onto(Loaded::default())`.
+pub async fn load_first_events(
+    conn: &mut PgConnection,
+    requests: &[StreamRequest],
+) -> Result<Vec<StoredStream>, StoreError> {
+    let ids: Vec<Uuid> = requests.iter().map(|r| r.stream_id).collect();
+    let rows: Vec<StoredEventRow> = sqlx::query_as(
+        "SELECT w.request, e.stream_type, e.stream_version, e.event_type, e.schema_version,
+                e.data, true AS is_event
+         FROM unnest($1::uuid[]) WITH ORDINALITY AS w(stream_id, request)
+         JOIN events e ON e.stream_id = w.stream_id AND e.stream_version = 1",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut streams: Vec<StoredStream> = requests
+        .iter()
+        .map(|request| StoredStream {
+            request: Some(*request),
+            ..StoredStream::default()
+        })
+        .collect();
+    for mut row in rows {
+        if let Some(event_type) = &row.event_type {
+            personal::withhold(event_type, &mut row.data);
+        }
+        let index = usize::try_from(row.request - 1).unwrap_or(usize::MAX);
+        if let Some(stream) = streams.get_mut(index) {
+            stream.events.push(row);
+        }
+    }
+    Ok(streams)
+}
+
 impl StoredStream {
     /// Folds the stream into an `A`. A snapshot that no longer decodes is ignored: the stream is
     /// then read again from its first event (on `conn`), so the answer is always the same.

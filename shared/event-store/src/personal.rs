@@ -92,6 +92,17 @@ pub(crate) async fn seal(
     Ok(())
 }
 
+/// Replaces the personal fields of an event's data with `ERASED` without reading any key: for
+/// readers that need only the other facts of an event (whether a customer exists), so that
+/// they pay no round trip for a key they would not use.
+pub(crate) fn withhold(event_type: &str, data: &mut Value) {
+    for field in personal_fields(event_type) {
+        if let Some(value) = data.get_mut(*field) {
+            *value = Value::from(ERASED);
+        }
+    }
+}
+
 /// Decrypts the personal fields of events read from the log, or shows them as `ERASED` when
 /// their subject was forgotten. Reads the keys table only when an event has personal fields.
 pub(crate) async fn reveal(

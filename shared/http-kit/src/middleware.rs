@@ -2,8 +2,16 @@
 //! `X-Request-Id`), runs it inside a tracing span carrying that id, counts and times it for
 //! Prometheus, and turns any error response that is not yet problem+json (actix's own 404s,
 //! 405s, payload errors) into one, so no client ever sees a plain-text error.
+//!
+//! Every request is counted and timed, but not every one is logged at `info`: a log line per
+//! fast lookup cost about a third of the lookup. A request that succeeds within
+//! `SLOW_REQUEST_MS` is logged at `debug`; one that fails (4xx at `info`, 5xx at `error`) or
+//! takes longer (`warn`) always is.
 
-use std::time::Instant;
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
 
 use actix_web::{
     Error, HttpMessage, ResponseError,
@@ -20,6 +28,23 @@ use tracing::Instrument;
 use crate::{PROBLEM_CONTENT_TYPE, Problem};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// `SLOW_REQUEST_MS`'s default: a request slower than this is logged at `warn`.
+pub const DEFAULT_SLOW_REQUEST_MS: u64 = 500;
+
+/// Set once from the settings (`telemetry::init_tracing`); one value for the whole process,
+/// like the log subscriber itself.
+static SLOW_REQUEST_MS: AtomicU64 = AtomicU64::new(DEFAULT_SLOW_REQUEST_MS);
+
+/// From now on a request that takes longer than `threshold` is logged as slow.
+pub fn set_slow_request_threshold(threshold: Duration) {
+    let millis = u64::try_from(threshold.as_millis()).unwrap_or(u64::MAX);
+    SLOW_REQUEST_MS.store(millis, Ordering::Relaxed);
+}
+
+fn is_slow(elapsed: Duration) -> bool {
+    elapsed.as_millis() > u128::from(SLOW_REQUEST_MS.load(Ordering::Relaxed))
+}
 
 /// The request's id, available to handlers as an extension (it becomes the correlation id).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,8 +99,12 @@ pub async fn observe_requests(
                 error,
                 "request failed"
             );
+        } else if is_slow(elapsed) {
+            tracing::warn!(status = status.as_u16(), latency_ms, "slow request served");
+        } else if status.is_client_error() {
+            tracing::info!(status = status.as_u16(), latency_ms, "request refused");
         } else {
-            tracing::info!(status = status.as_u16(), latency_ms, "request served");
+            tracing::debug!(status = status.as_u16(), latency_ms, "request served");
         }
     });
     Ok(response)

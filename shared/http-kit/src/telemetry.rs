@@ -18,10 +18,15 @@ pub struct LogArgs {
     /// `json` or `pretty`; default: pretty on a terminal, JSON otherwise. Levels come from RUST_LOG.
     #[arg(long, env = "LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// A request taking longer than this many milliseconds is logged at `warn`; faster
+    /// successful ones only at `debug` (failed ones always, at `info` or `error`).
+    #[arg(long, env = "SLOW_REQUEST_MS", default_value_t = crate::middleware::DEFAULT_SLOW_REQUEST_MS)]
+    pub slow_request_ms: u64,
 }
 
 /// Installs the global subscriber. RUST_LOG filters (default `info`).
 pub fn init_tracing(args: &LogArgs) {
+    crate::middleware::set_slow_request_threshold(Duration::from_millis(args.slow_request_ms));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let format = args
         .log_format

@@ -1,12 +1,18 @@
 //! The Redis key layout: the one place that spells a key. Every key starts with the configured
 //! prefix. Documents live under a generation (`{prefix}g{n}:`) so a rebuild can fill generation
-//! n+1 while n keeps serving; `{prefix}lookups:live` names the live generation. When Redis loses
-//! everything, that pointer is gone too, which is how the projector notices and rebuilds; the
-//! generation it then replays carries the position it must reach before it is complete.
+//! n+1 while n keeps serving; `{prefix}lookups:v2:live` names the live generation. When Redis
+//! loses everything, that pointer is gone too, which is how the projector notices and rebuilds;
+//! the generation it then replays carries the position it must reach before it is complete.
 //!
-//! Lua scripts that must find the live generation themselves (to read it and a document
-//! atomically) get the two halves of a generation's key base from `generation_base_parts`, so
-//! they never spell the layout either.
+//! A document key holds exactly the JSON the query-api answers, as a plain string, so a lookup
+//! is one MGET (`LiveRead`) and the bytes go out as stored; the position each document was
+//! written at, which only the writer needs, lives in one hash per generation (`positions`).
+//! Layout 1 kept each document in a hash with its position, under the pointer `lookups:live`
+//! (`legacy_live_generation`): a projector of this layout ignores that data, replays into a
+//! generation of its own, and deletes the old one.
+//!
+//! Lua scripts that must find the live generation themselves get the two halves of a
+//! generation's key base from `generation_base_parts`, so they never spell the layout either.
 
 use domain::StreamType;
 use uuid::Uuid;
@@ -30,11 +36,16 @@ impl RedisKeys {
     }
     /// The live generation's number.
     pub fn live_generation(&self) -> String {
+        format!("{}lookups:v2:live", self.prefix)
+    }
+    /// The live pointer of layout 1 (documents as hashes), which a projector deletes together
+    /// with the generation it names once it has made a generation of this layout.
+    pub fn legacy_live_generation(&self) -> String {
         format!("{}lookups:live", self.prefix)
     }
     /// The generation a rebuild is filling, while it runs.
     pub fn building_generation(&self) -> String {
-        format!("{}lookups:building", self.prefix)
+        format!("{}lookups:v2:building", self.prefix)
     }
     pub fn generation_counter(&self) -> String {
         format!("{}lookups:next_generation", self.prefix)
@@ -70,8 +81,25 @@ impl RedisKeys {
             Self::REPLAY_UNTIL_SUFFIX
         )
     }
-    /// Within a generation: the key of a document, a hash with `doc` (JSON) and `position` (of
-    /// the last event folded in).
+    /// Within a generation: the hash of every document's position (of the last event folded
+    /// in), by document suffix. Only the projector reads it, to fold and to never move a
+    /// document backwards.
+    pub const POSITIONS_SUFFIX: &'static str = "positions";
+    pub fn positions(&self, generation: i64) -> String {
+        format!(
+            "{}{}",
+            self.generation_base(generation),
+            Self::POSITIONS_SUFFIX
+        )
+    }
+    /// The keys of a generation that are not documents.
+    pub const OWN_SUFFIXES: [&'static str; 3] = [
+        Self::CHECKPOINT_SUFFIX,
+        Self::REPLAY_UNTIL_SUFFIX,
+        Self::POSITIONS_SUFFIX,
+    ];
+    /// Within a generation: the key of a document, a string holding its JSON exactly as the
+    /// query-api answers it; also its field in `positions`.
     pub fn document_suffix(kind: DocumentKind, id: Uuid) -> String {
         format!("{kind}:{id}")
     }
@@ -118,6 +146,8 @@ mod tests {
         );
         assert!(keys.checkpoint(7).starts_with(&keys.generation_base(7)));
         assert!(keys.replay_until(7).starts_with(&keys.generation_base(7)));
+        assert!(keys.positions(7).starts_with(&keys.generation_base(7)));
+        assert_ne!(keys.live_generation(), keys.legacy_live_generation());
         assert_eq!(keys.generation_pattern(7), "shop\\[1\\]:g7:*");
     }
 }

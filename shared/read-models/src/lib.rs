@@ -6,11 +6,13 @@
 mod connection;
 mod documents;
 mod keys;
+mod live_read;
 mod scripts;
 
 pub use connection::{DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_URL, RedisArgs, connect};
 pub use documents::{CustomerView, EventMeta, OrderLineView, OrderView, ProductView};
 pub use keys::{DocumentKind, RedisKeys};
+pub use live_read::{LiveDocument, LiveRead};
 pub use scripts::LookupScripts;
 
 /// The names of the read-model projections, as `/projections` lists them.

@@ -1,8 +1,8 @@
-//! Every Lua script that touches the Redis read models, writer's and reader's. A script runs
-//! atomically, which is what each one is for: compare-and-write a document or checkpoint, read
-//! the live generation and a document together, allocate or switch a generation. Keys come in
-//! as KEYS (or, where the live generation is only known inside the script, as the halves from
-//! `RedisKeys::generation_base_parts`), so no script spells the key layout.
+//! Every Lua script that touches the Redis read models. A script runs atomically, which is what
+//! each one is for: compare-and-write a document or checkpoint, allocate or switch a generation,
+//! read the live checkpoint. Keys come in as KEYS (or, where the live generation is only known
+//! inside the script, as the halves from `RedisKeys::generation_base_parts`), so no script
+//! spells the key layout. A lookup needs no script: it is one plain MGET (`LiveRead`).
 
 use redis::{Script, ScriptInvocation};
 use uuid::Uuid;
@@ -18,7 +18,6 @@ pub struct LookupScripts {
     write_checkpoint: Script,
     allocate_generation: Script,
     switch_generation: Script,
-    read_live_document: Script,
     read_live_checkpoint: Script,
 }
 
@@ -30,7 +29,6 @@ impl LookupScripts {
             write_checkpoint: write_checkpoint(),
             allocate_generation: allocate_generation(),
             switch_generation: switch_generation(),
-            read_live_document: read_live_document(),
             read_live_checkpoint: read_live_checkpoint(),
         }
     }
@@ -39,22 +37,26 @@ impl LookupScripts {
         &self.keys
     }
 
-    /// Writes `doc` at `position` into document `key` of `generation`, unless the pointer no
-    /// longer names that generation (-1) or the document is already as new (0); 1 written.
+    /// Writes `doc` at `position` as document `kind` `id` of `generation`, unless the pointer
+    /// no longer names that generation (-1) or the document is already as new (0); 1 written.
     pub fn write_document(
         &self,
         pointer: &str,
         generation: i64,
-        key: &str,
+        (kind, id): (DocumentKind, Uuid),
         position: i64,
         doc: &str,
     ) -> ScriptInvocation<'_> {
-        let mut invocation = self.write_document.key(key);
+        let mut invocation = self
+            .write_document
+            .key(self.keys.document(generation, kind, id));
         invocation
             .key(pointer)
+            .key(self.keys.positions(generation))
             .arg(generation)
             .arg(position.to_string())
-            .arg(doc);
+            .arg(doc)
+            .arg(RedisKeys::document_suffix(kind, id));
         invocation
     }
 
@@ -109,21 +111,6 @@ impl LookupScripts {
         invocation
     }
 
-    /// `(checkpoint, document JSON, complete)` of the live generation, or nil while there is
-    /// none. `complete` is 0 while the generation is still replaying the events that were in the
-    /// log when it was made (see `RedisKeys::replay_until`), 1 after.
-    pub fn read_live_document(&self, kind: DocumentKind, id: Uuid) -> ScriptInvocation<'_> {
-        let (before, after) = self.keys.generation_base_parts();
-        let mut invocation = self.read_live_document.key(self.keys.live_generation());
-        invocation
-            .arg(before)
-            .arg(after)
-            .arg(RedisKeys::CHECKPOINT_SUFFIX)
-            .arg(RedisKeys::document_suffix(kind, id))
-            .arg(RedisKeys::REPLAY_UNTIL_SUFFIX);
-        invocation
-    }
-
     /// The live generation's checkpoint, or nil while there is none.
     pub fn read_live_checkpoint(&self) -> ScriptInvocation<'_> {
         let (before, after) = self.keys.generation_base_parts();
@@ -144,15 +131,17 @@ local function newer(a, b)
 end
 ";
 
-/// KEYS: document, generation pointer. ARGV: expected generation, position, doc.
+/// KEYS: document, generation pointer, the generation's positions. ARGV: expected generation,
+/// position, doc, the document's field in positions.
 /// Returns 1 written, 0 already as new, -1 generation no longer wanted.
 fn write_document() -> Script {
     Script::new(&format!(
         "{NEWER}
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
-local stored = redis.call('HGET', KEYS[1], 'position')
+local stored = redis.call('HGET', KEYS[3], ARGV[4])
 if stored and not newer(ARGV[2], stored) then return 0 end
-redis.call('HSET', KEYS[1], 'position', ARGV[2], 'doc', ARGV[3])
+redis.call('SET', KEYS[1], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[4], ARGV[2])
 return 1"
     ))
 }
@@ -202,24 +191,6 @@ if live then
 end
 redis.call('SET', KEYS[1], ARGV[1])
 return tonumber(live or '0')"
-    ))
-}
-
-/// KEYS: live pointer. ARGV: generation base halves (before, after), checkpoint suffix,
-/// document suffix, replay-until suffix. Returns `{checkpoint, document or false, complete}` of
-/// the live generation, read together, or false when there is no live generation (being
-/// rebuilt). `complete` is 0 while the checkpoint is below the generation's replay-until mark.
-fn read_live_document() -> Script {
-    Script::new(&format!(
-        "{NEWER}
-local live = redis.call('GET', KEYS[1])
-if not live then return false end
-local base = ARGV[1] .. live .. ARGV[2]
-local checkpoint = redis.call('GET', base .. ARGV[3]) or '0'
-local replay_until = redis.call('GET', base .. ARGV[5])
-local complete = 1
-if replay_until and newer(replay_until, checkpoint) then complete = 0 end
-return {{checkpoint, redis.call('HGET', base .. ARGV[4], 'doc'), complete}}"
     ))
 }
 
