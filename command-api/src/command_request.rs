@@ -153,7 +153,7 @@ pub fn accepted<A: Aggregate>(
 /// `event_store::run_command`, counting the events it appended once they are committed (a
 /// replay appended none).
 pub async fn run_command<A, D, R>(
-    pool: &sqlx::PgPool,
+    state: &AppState,
     stream_id: Uuid,
     options: &CommandOptions,
     decide: D,
@@ -166,17 +166,20 @@ where
 {
     // The last attempt that got as far as responding is the one that committed.
     let appended = Mutex::new(Vec::new());
-    let reply = event_store::run_command::<A, _, _>(pool, stream_id, options, decide, |executed| {
-        *appended.lock().unwrap_or_else(PoisonError::into_inner) = executed.events.clone();
-        respond(executed)
-    })
-    .await?;
+    let reply =
+        event_store::run_command::<A, _, _>(&state.pool, stream_id, options, decide, |executed| {
+            *appended.lock().unwrap_or_else(PoisonError::into_inner) = executed.events.clone();
+            respond(executed)
+        })
+        .await?;
     if !reply.replayed {
-        crate::metrics::events_appended::<A>(
-            &appended
-                .into_inner()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        let appended = appended
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !appended.is_empty() {
+            state.announcer.announce();
+        }
+        crate::metrics::events_appended::<A>(&appended);
     }
     Ok(reply)
 }

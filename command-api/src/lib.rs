@@ -19,6 +19,8 @@ use sqlx::PgPool;
 /// What every handler can reach.
 pub struct AppState {
     pub pool: PgPool,
+    /// Wakes the projector after each command that appended.
+    pub announcer: event_store::Announcer,
     pub snapshot_every: i64,
     pub idempotency_retention: Duration,
 }

@@ -161,7 +161,7 @@ impl Runner {
     }
 }
 
-/// Wakes the subscriptions when events are appended (the event table's NOTIFY at commit).
+/// Wakes the subscriptions when events are appended (the appenders' `event_store::Announcer`).
 fn listen_for_appends(pool: PgPool) -> watch::Receiver<u64> {
     http_kit::wakeup::spawn_reconnecting_listener(
         "appended events (PostgreSQL LISTEN)",
@@ -169,7 +169,7 @@ fn listen_for_appends(pool: PgPool) -> watch::Receiver<u64> {
             let pool = pool.clone();
             async move {
                 let mut listener = PgListener::connect_with(&pool).await?;
-                listener.listen("events_appended").await?;
+                listener.listen(event_store::announce::CHANNEL).await?;
                 Ok::<_, sqlx::Error>(listener.into_stream())
             }
         },

@@ -77,7 +77,7 @@ pub async fn register_customer(
     };
     let id = Uuid::now_v7();
     let reply = run_command::<Customer, _, _>(
-        &state.pool,
+        &state,
         id,
         &options,
         |customer| {
@@ -133,7 +133,7 @@ pub async fn forget_personal_data(
     let mut options = command_options(&req, &state, &serde_json::Value::Null)?;
     options.forget_personal_data_of = Some(id);
     let reply = run_command::<Customer, _, _>(
-        &state.pool,
+        &state,
         id,
         &options,
         |customer| customer.decide(CustomerCommand::ForgetPersonalData),

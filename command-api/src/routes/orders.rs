@@ -92,7 +92,7 @@ pub async fn place_order(
     let catalog = catalog::answer(&state.pool, body.customer_id, &lines).await?;
     let id = Uuid::now_v7();
     let reply = run_command::<Order, _, _>(
-        &state.pool,
+        &state,
         id,
         &options,
         |order| {
@@ -154,7 +154,7 @@ pub async fn cancel_order(
         .unwrap_or_default();
     let options = command_options(&req, &state, &body)?;
     let reply = run_command::<Order, _, _>(
-        &state.pool,
+        &state,
         id,
         &options,
         |order| {
@@ -202,7 +202,7 @@ pub async fn ship_order(
     let id = id.into_inner();
     let options = command_options(&req, &state, &serde_json::Value::Null)?;
     let reply = run_command::<Order, _, _>(
-        &state.pool,
+        &state,
         id,
         &options,
         |order| order.decide(OrderCommand::Ship),

@@ -97,7 +97,7 @@ pub async fn add_product(
     });
     let id = Uuid::now_v7();
     let reply = run_command::<Product, _, _>(
-        &state.pool,
+        &state,
         id,
         &options,
         |product| {
@@ -154,7 +154,7 @@ pub async fn restock_product(
     let quantity = Quantity::parse("quantity", body.quantity)
         .map_err(|error| ApiError::invalid(vec![error]))?;
     let reply = run_command::<Product, _, _>(
-        &state.pool,
+        &state,
         id,
         &options,
         |product| product.decide(ProductCommand::Restock { quantity }),

@@ -14,7 +14,9 @@
 use std::{collections::HashSet, future::Future, time::Duration};
 
 use domain::{StreamType, customer::Customer, order::Order, product::Product};
-use event_store::{Batch, PartitionKey, RecordedEvent, backoff, checkpoints, checkpoints::Lease};
+use event_store::{
+    Announcer, Batch, PartitionKey, RecordedEvent, backoff, checkpoints, checkpoints::Lease,
+};
 use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -65,6 +67,8 @@ pub struct SagaSubscription<H> {
     handler: H,
     snapshot_every: i64,
     cache: AggregateCache,
+    /// Wakes every projector process's subscriptions after a step appended.
+    announcer: Announcer,
 }
 
 pub(super) enum Outcome {
@@ -83,6 +87,7 @@ pub(super) struct Advance<'a> {
 impl<H: SagaHandler> SagaSubscription<H> {
     pub fn new(pool: PgPool, handler: H, snapshot_every: i64) -> Self {
         Self {
+            announcer: Announcer::spawn(pool.clone()),
             pool,
             handler,
             snapshot_every,
@@ -154,6 +159,9 @@ impl<H: SagaHandler> SagaSubscription<H> {
             return Ok(Outcome::Moved);
         }
         tx.commit().await?;
+        if unit.appended() > 0 {
+            self.announcer.announce();
+        }
         unit.commit_to(&self.cache);
         Ok(Outcome::Applied)
     }

@@ -4,6 +4,7 @@
 //! The position scheme that makes tailing safe is explained in the first migration and in
 //! `tail`.
 
+pub mod announce;
 mod append;
 mod claims;
 mod command;
@@ -17,6 +18,7 @@ pub mod subscriptions;
 mod tail;
 pub mod upcast;
 
+pub use announce::Announcer;
 pub use append::{AppendedEvents, NewEvent, append_many, append_to_stream};
 pub use claims::UniqueClaim;
 pub use command::{
