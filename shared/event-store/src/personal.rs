@@ -44,6 +44,24 @@ enum SubjectKey {
     Forgotten,
 }
 
+/// The events that have personal fields, and their subjects (sorted, each once); `None` when
+/// no event has any.
+fn with_personal_fields(
+    events: Vec<PersonalData<'_>>,
+) -> Option<(Vec<PersonalData<'_>>, Vec<Uuid>)> {
+    let events: Vec<_> = events
+        .into_iter()
+        .filter(|event| !personal_fields(event.event_type).is_empty())
+        .collect();
+    if events.is_empty() {
+        return None;
+    }
+    let mut subjects: Vec<Uuid> = events.iter().map(|event| event.subject).collect();
+    subjects.sort_unstable();
+    subjects.dedup();
+    Some((events, subjects))
+}
+
 /// Encrypts the personal fields of events about to be appended, creating their subjects' keys
 /// as needed, in the caller's transaction. A forgotten subject's new personal data is written
 /// as `ERASED`.
@@ -51,16 +69,9 @@ pub(crate) async fn seal(
     conn: &mut PgConnection,
     events: Vec<PersonalData<'_>>,
 ) -> Result<(), StoreError> {
-    let events: Vec<_> = events
-        .into_iter()
-        .filter(|event| !personal_fields(event.event_type).is_empty())
-        .collect();
-    if events.is_empty() {
+    let Some((events, subjects)) = with_personal_fields(events) else {
         return Ok(());
-    }
-    let mut subjects: Vec<Uuid> = events.iter().map(|event| event.subject).collect();
-    subjects.sort_unstable();
-    subjects.dedup();
+    };
     let fresh: Vec<Vec<u8>> = subjects
         .iter()
         .map(|_| Aes256Gcm::generate_key(OsRng).to_vec())
@@ -109,16 +120,9 @@ pub(crate) async fn reveal(
     conn: &mut PgConnection,
     events: Vec<PersonalData<'_>>,
 ) -> Result<(), StoreError> {
-    let events: Vec<_> = events
-        .into_iter()
-        .filter(|event| !personal_fields(event.event_type).is_empty())
-        .collect();
-    if events.is_empty() {
+    let Some((events, subjects)) = with_personal_fields(events) else {
         return Ok(());
-    }
-    let mut subjects: Vec<Uuid> = events.iter().map(|event| event.subject).collect();
-    subjects.sort_unstable();
-    subjects.dedup();
+    };
     let keys = keys_of(conn, &subjects).await?;
     for event in events {
         for field in personal_fields(event.event_type) {

@@ -189,12 +189,7 @@ pub async fn read_after(
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    let mut events = rows
-        .into_iter()
-        .map(EventRow::into_recorded)
-        .collect::<Result<Vec<_>, _>>()?;
-    personal::reveal_recorded(conn, &mut events).await?;
-    Ok(events)
+    revealed(conn, rows).await
 }
 
 /// The events at these positions (those that exist), in position order, upcast: for events
@@ -209,6 +204,15 @@ pub async fn read_positions(
     .bind(positions)
     .fetch_all(&mut *conn)
     .await?;
+    revealed(conn, rows).await
+}
+
+/// Rows read from the log as recorded events: upcast, with their personal data revealed (or
+/// erased).
+async fn revealed(
+    conn: &mut PgConnection,
+    rows: Vec<EventRow>,
+) -> Result<Vec<RecordedEvent>, StoreError> {
     let mut events = rows
         .into_iter()
         .map(EventRow::into_recorded)
