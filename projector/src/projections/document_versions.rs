@@ -6,8 +6,12 @@
 //! here is exactly the document `lookups` held at that position.
 //!
 //! Idempotent like every read model: an event at or below the newest version's position is
-//! skipped, a version already there is left alone, and `valid_to` is derived from the next
-//! version, so a batch applied twice changes nothing.
+//! skipped, a version already there is left alone, and a version is closed only while it is
+//! open, so a batch applied twice changes nothing.
+//!
+//! Every read and write goes by primary key (kind, id, version): this model's batches run
+//! beside the saga's, and a slow statement here would hold back the safe horizon of every
+//! subscription (a transaction that has written holds it until it commits).
 
 use std::collections::HashMap;
 
@@ -40,7 +44,7 @@ impl PgReadModel for DocumentVersions {
             if ids.is_empty() {
                 continue;
             }
-            let versions = match kind {
+            let changes = match kind {
                 StreamType::Order => {
                     new_versions(conn, &table, kind, &ids, events, OrderView::fold).await?
                 }
@@ -51,7 +55,7 @@ impl PgReadModel for DocumentVersions {
                     new_versions(conn, &table, kind, &ids, events, CustomerView::fold).await?
                 }
             };
-            write_versions(conn, &table, kind, &ids, versions).await?;
+            write_versions(conn, &table, kind, changes).await?;
         }
         // Versions written before an erasure in this batch or earlier ones hold the personal
         // data as it was; every version of a forgotten customer shows it erased.
@@ -67,17 +71,53 @@ impl PgReadModel for DocumentVersions {
     }
 }
 
-/// One version of a document, valid from the event that made it.
+/// One version of a document, valid from the event that made it until the next version of
+/// the same document in the batch (open when it is the newest).
 struct Version {
     id: Uuid,
     version: i64,
     valid_from_position: i64,
     valid_from: chrono::DateTime<chrono::Utc>,
+    valid_to: Option<(i64, chrono::DateTime<chrono::Utc>)>,
     document: serde_json::Value,
 }
 
+/// A stored open version that a version of this batch succeeds.
+struct Closing {
+    id: Uuid,
+    version: i64,
+    valid_to_position: i64,
+    valid_to: chrono::DateTime<chrono::Utc>,
+}
+
+/// What a batch writes for one kind of document.
+#[derive(Default)]
+struct Changes {
+    versions: Vec<Version>,
+    closings: Vec<Closing>,
+}
+
+/// Where a document's newest version is, while the batch is folded.
+enum Open {
+    /// None yet.
+    Nowhere,
+    /// Stored, with this version number.
+    Stored(i64),
+    /// Made by this batch, at this index of `Changes::versions`.
+    New(usize),
+}
+
+/// The newest version of a document as the fold goes: the position it came from, its document
+/// (`None` when it does not exist) and where it is kept.
+struct Newest<V> {
+    position: i64,
+    view: Option<V>,
+    open: Open,
+}
+
 /// Folds the batch's events of `kind` one at a time onto the newest stored version of each
-/// document, keeping every intermediate document as a version of its own.
+/// document, keeping every intermediate document as a version of its own; each version is
+/// closed by the next one, so `valid_to` is known before anything is written.
 async fn new_versions<V, E>(
     conn: &mut PgConnection,
     table: &str,
@@ -85,29 +125,46 @@ async fn new_versions<V, E>(
     ids: &[Uuid],
     events: &[RecordedEvent],
     fold: impl Fn(Option<V>, &EventMeta, &E) -> Option<V>,
-) -> Result<Vec<Version>, ProjectionError>
+) -> Result<Changes, ProjectionError>
 where
     V: Serialize + DeserializeOwned,
     E: DomainEvent,
 {
-    let stored: Vec<(Uuid, i64, serde_json::Value)> = sqlx::query_as(&format!(
-        "SELECT DISTINCT ON (id) id, valid_from_position, document FROM {table}
-         WHERE kind = $1 AND id = ANY($2) AND valid_to_position IS NULL
-         ORDER BY id, version DESC"
+    // The newest version of each document by primary key, one backward index step per id: the
+    // open-version filter would visit every open version of the kind (and every dead index
+    // entry an update left behind) under a write load.
+    let stored: Vec<(Uuid, i64, i64, serde_json::Value)> = sqlx::query_as(&format!(
+        "SELECT newest.* FROM UNNEST($2::uuid[]) AS wanted(id)
+         CROSS JOIN LATERAL (
+             SELECT id, version, valid_from_position, document FROM {table}
+             WHERE kind = $1 AND id = wanted.id
+             ORDER BY version DESC LIMIT 1
+         ) newest"
     ))
     .bind(kind.as_str())
     .bind(ids)
     .fetch_all(&mut *conn)
     .await?;
-    let mut newest: HashMap<Uuid, (i64, Option<V>)> = HashMap::with_capacity(stored.len());
-    for (id, position, document) in stored {
-        newest.insert(id, (position, Some(serde_json::from_value(document)?)));
+    let mut newest: HashMap<Uuid, Newest<V>> = HashMap::with_capacity(ids.len());
+    for (id, version, position, document) in stored {
+        let view = Some(serde_json::from_value(document)?);
+        newest.insert(
+            id,
+            Newest {
+                position,
+                view,
+                open: Open::Stored(version),
+            },
+        );
     }
-    let mut versions = Vec::new();
+    let mut changes = Changes::default();
     for recorded in events.iter().filter(|e| e.stream_type == kind) {
-        let (position, view) = newest.remove(&recorded.stream_id).unwrap_or((0, None));
-        if position >= recorded.position {
-            newest.insert(recorded.stream_id, (position, view));
+        let current = newest.entry(recorded.stream_id).or_insert(Newest {
+            position: 0,
+            view: None,
+            open: Open::Nowhere,
+        });
+        if current.position >= recorded.position {
             continue;
         }
         let event: E = recorded.decode()?;
@@ -116,36 +173,65 @@ where
             version: recorded.stream_version,
             recorded_at: recorded.recorded_at,
         };
-        match fold(view, &meta, &event) {
-            Some(view) => {
-                versions.push(Version {
-                    id: recorded.stream_id,
-                    version: recorded.stream_version,
-                    valid_from_position: recorded.position,
-                    valid_from: recorded.recorded_at,
-                    document: serde_json::to_value(&view)?,
-                });
-                newest.insert(recorded.stream_id, (recorded.position, Some(view)));
-            }
-            None => {
-                newest.insert(recorded.stream_id, (position, None));
-            }
+        let Some(view) = fold(current.view.take(), &meta, &event) else {
+            continue;
+        };
+        let starts = (recorded.position, recorded.recorded_at);
+        match current.open {
+            Open::Nowhere => {}
+            Open::Stored(version) => changes.closings.push(Closing {
+                id: recorded.stream_id,
+                version,
+                valid_to_position: starts.0,
+                valid_to: starts.1,
+            }),
+            Open::New(index) => changes.versions[index].valid_to = Some(starts),
         }
+        current.open = Open::New(changes.versions.len());
+        changes.versions.push(Version {
+            id: recorded.stream_id,
+            version: recorded.stream_version,
+            valid_from_position: starts.0,
+            valid_from: starts.1,
+            valid_to: None,
+            document: serde_json::to_value(&view)?,
+        });
+        current.position = recorded.position;
+        current.view = Some(view);
     }
-    Ok(versions)
+    Ok(changes)
 }
 
-/// Inserts the new versions, then closes every open version that now has a successor: its
-/// `valid_to` is where the next one starts. A document's versions are consecutive (every event
-/// after the one that made it folds into a new version), so the successor is `version + 1`,
-/// and only the open versions (one per document, plus the batch's) are visited.
+/// Closes the stored versions the batch succeeded and inserts the new versions, each by
+/// primary key. Applied again, the closings find their versions closed already and the
+/// inserts find theirs there: nothing changes.
 async fn write_versions(
     conn: &mut PgConnection,
     table: &str,
     kind: StreamType,
-    ids: &[Uuid],
-    versions: Vec<Version>,
+    changes: Changes,
 ) -> Result<(), ProjectionError> {
+    let Changes { versions, closings } = changes;
+    if !closings.is_empty() {
+        let (ids, numbers, positions, times): (Vec<_>, Vec<_>, Vec<_>, Vec<_>) = closings
+            .into_iter()
+            .map(|c| (c.id, c.version, c.valid_to_position, c.valid_to))
+            .collect();
+        sqlx::query(&format!(
+            "UPDATE {table} t SET valid_to_position = c.position, valid_to = c.at
+             FROM UNNEST($2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[])
+                  AS c(id, version, position, at)
+             WHERE t.kind = $1 AND t.id = c.id AND t.version = c.version
+               AND t.valid_to_position IS NULL"
+        ))
+        .bind(kind.as_str())
+        .bind(ids)
+        .bind(numbers)
+        .bind(positions)
+        .bind(times)
+        .execute(&mut *conn)
+        .await?;
+    }
     if versions.is_empty() {
         return Ok(());
     }
@@ -153,17 +239,23 @@ async fn write_versions(
     let mut numbers = Vec::with_capacity(versions.len());
     let mut positions = Vec::with_capacity(versions.len());
     let mut times = Vec::with_capacity(versions.len());
+    let mut to_positions = Vec::with_capacity(versions.len());
+    let mut to_times = Vec::with_capacity(versions.len());
     let mut documents = Vec::with_capacity(versions.len());
     for version in versions {
         version_ids.push(version.id);
         numbers.push(version.version);
         positions.push(version.valid_from_position);
         times.push(version.valid_from);
+        to_positions.push(version.valid_to.map(|(position, _)| position));
+        to_times.push(version.valid_to.map(|(_, at)| at));
         documents.push(version.document);
     }
     sqlx::query(&format!(
-        "INSERT INTO {table} (kind, id, version, valid_from_position, valid_from, document)
-         SELECT $1, * FROM UNNEST($2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::jsonb[])
+        "INSERT INTO {table}
+             (kind, id, version, valid_from_position, valid_from, valid_to_position, valid_to, document)
+         SELECT $1, * FROM UNNEST($2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[],
+                                  $6::bigint[], $7::timestamptz[], $8::jsonb[])
          ON CONFLICT (kind, id, version) DO NOTHING"
     ))
     .bind(kind.as_str())
@@ -171,17 +263,9 @@ async fn write_versions(
     .bind(numbers)
     .bind(positions)
     .bind(times)
+    .bind(to_positions)
+    .bind(to_times)
     .bind(documents)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(&format!(
-        "UPDATE {table} t SET valid_to_position = n.valid_from_position, valid_to = n.valid_from
-         FROM {table} n
-         WHERE t.kind = $1 AND t.id = ANY($2) AND t.valid_to_position IS NULL
-           AND n.kind = t.kind AND n.id = t.id AND n.version = t.version + 1"
-    ))
-    .bind(kind.as_str())
-    .bind(ids)
     .execute(&mut *conn)
     .await?;
     Ok(())
