@@ -9,9 +9,8 @@
 //! skipped, a version already there is left alone, and a version is closed only while it is
 //! open, so a batch applied twice changes nothing.
 //!
-//! Every read and write goes by primary key (kind, id, version): this model's batches run
-//! beside the saga's, and a slow statement here would hold back the safe horizon of every
-//! subscription (a transaction that has written holds it until it commits).
+//! Every read and write goes by primary key (kind, id, version), so a batch costs the same
+//! however long the documents' histories grow.
 
 use std::collections::HashMap;
 

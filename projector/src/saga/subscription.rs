@@ -102,7 +102,7 @@ impl<H: SagaHandler> SagaSubscription<H> {
         advance: Option<Advance<'_>>,
         events: &[RecordedEvent],
     ) -> Result<Outcome, SagaError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = event_store::begin_appending(&self.pool).await?;
         let mut instances = if H::KEEPS_INSTANCES {
             let all: Vec<Uuid> = unique(events.iter().filter_map(RecordedEvent::order_id));
             Instances::load(&mut tx, &all).await?

@@ -237,7 +237,8 @@ where
     if let Some(events) = events_to_append_alone::<A, _>(options, decide)? {
         return append_alone(pool, stream_id, options, events, respond).await;
     }
-    let mut tx = pool.begin().await.map_err(StoreError::from)?;
+    // Announced as an event writer up front: sealing personal data writes its key first.
+    let mut tx = crate::begin_appending(pool).await?;
     if let Some(idempotency) = &options.idempotency
         && let Some(stored) = idempotency::find_response(&mut tx, idempotency).await?
     {

@@ -33,6 +33,7 @@ pub use load::{
 pub use recorded::{Metadata, RecordedEvent};
 pub use subscriptions::checkpoints;
 pub use tail::{
-    Batch, EventSelection, PartitionFilter, PartitionKey, count_events_after,
+    Batch, EventSelection, PartitionFilter, PartitionKey, begin_appending, count_events_after,
     ensure_positions_move_forward, head_position, read_after, read_batch, read_positions,
+    safe_horizon,
 };

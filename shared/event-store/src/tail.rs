@@ -1,11 +1,16 @@
 //! Reading the log in global order without ever skipping an event.
 //!
 //! A position is `xid * 2^20 + index` of the transaction that wrote it (see the first
-//! migration). `pg_snapshot_xmin(pg_current_snapshot())` is the oldest transaction still
-//! running; every transaction below it has ended, and every running or future one writes above
-//! `xmin * 2^20`. Reading only below that horizon, in position order, therefore sees every
-//! event below the horizon, once, and never a later event before an earlier one: a slow append
-//! transaction holds the horizon back (lag grows) instead of being skipped.
+//! migration). Readers read only below the safe horizon, `events_safe_horizon()` (migration
+//! `20261201190000`): the oldest transaction still running among those that append events, or,
+//! when none is, the first transaction id not yet completed. Every event below it has committed
+//! or rolled back, and every running or future append lies above it. Reading below it, in
+//! position order, therefore sees every event once and never a later event before an earlier
+//! one: a slow append transaction holds the horizon back (lag grows) instead of being skipped,
+//! while a slow read-model transaction, which appends nothing, holds back nobody.
+//!
+//! The horizon is computed by one statement and the events are read by the next: the read's
+//! snapshot must start after the horizon's look at the running writers.
 
 use chrono::{DateTime, Utc};
 use domain::StreamType;
@@ -90,6 +95,7 @@ pub async fn read_batch(
     if !selection.event_types.is_empty() {
         filter.push_str(" AND event_type = ANY($6)");
     }
+    let horizon = safe_horizon(conn).await?;
     if let Some(partition) = selection.partition {
         filter.push_str(&format!(
             " AND get_byte(uuid_send({}), 15) % $4 = $5",
@@ -99,12 +105,11 @@ pub async fn read_batch(
     // One horizon for both the batch and how far it reaches: below it the log no longer
     // changes, so the events the selection skipped there can be passed safely.
     let rows: Vec<BatchRow> = sqlx::query_as(&format!(
-        "WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20 AS below)
-         SELECT (SELECT max(position) FROM events WHERE position > $1 AND position < horizon.below) AS reached,
+        "SELECT (SELECT max(position) FROM events WHERE position > $1 AND position < $7) AS reached,
                 e.*
-         FROM horizon LEFT JOIN LATERAL (
+         FROM (SELECT 1) AS one LEFT JOIN LATERAL (
              SELECT {EVENT_COLUMNS} FROM events
-             WHERE position > $1 AND position < horizon.below{filter}
+             WHERE position > $1 AND position < $7{filter}
              ORDER BY position LIMIT $2
          ) e ON true"
     ))
@@ -120,6 +125,7 @@ pub async fn read_batch(
     .bind(selection.partition.map_or(1, |p| p.count))
     .bind(selection.partition.map_or(0, |p| p.index))
     .bind(&selection.event_types)
+    .bind(horizon)
     .fetch_all(&mut *conn)
     .await?;
     let reached = rows.first().and_then(|row| row.reached).unwrap_or(after);
@@ -171,25 +177,48 @@ impl BatchRow {
 const EVENT_COLUMNS: &str = "position, stream_id, stream_type, stream_version, event_type, schema_version, data, metadata, recorded_at";
 
 /// Reads up to `limit` events with `position > after`, in position order, upcast to the current
-/// schema. Run it before the reading transaction writes anything: a transaction that holds an
-/// xid holds the horizon at or below itself.
+/// schema. Outside a transaction, or in a READ COMMITTED one: the read needs a snapshot newer
+/// than the horizon's.
 pub async fn read_after(
     conn: &mut PgConnection,
     after: i64,
     limit: i64,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
+    let horizon = safe_horizon(conn).await?;
     let rows: Vec<EventRow> = sqlx::query_as(&format!(
         "SELECT {EVENT_COLUMNS} FROM events
-         WHERE position > $1
-           AND position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)
+         WHERE position > $1 AND position < $3
          ORDER BY position
          LIMIT $2"
     ))
     .bind(after)
     .bind(limit)
+    .bind(horizon)
     .fetch_all(&mut *conn)
     .await?;
     revealed(conn, rows).await
+}
+
+/// The safe horizon: every event below this position has committed or rolled back, and no
+/// running or future transaction can append below it. Read events below it with a later
+/// statement (see the module's documentation).
+pub async fn safe_horizon(conn: &mut PgConnection) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT events_safe_horizon()")
+        .fetch_one(conn)
+        .await?)
+}
+
+/// Begins a transaction that will append events, announced as an event writer before anything
+/// is written (in the `BEGIN`'s own round trip), so that the safe horizon waits for it. A
+/// transaction whose first write is its events needs no announcing (the `events` table's
+/// statement trigger does it); one that writes anything else first must begin this way, or its
+/// events are refused.
+pub async fn begin_appending(
+    pool: &sqlx::PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+    Ok(pool
+        .begin_with("BEGIN; SELECT events_begin_append()")
+        .await?)
 }
 
 /// The events at these positions (those that exist), in position order, upcast: for events

@@ -79,3 +79,92 @@ async fn a_rolled_back_append_leaves_no_hole_to_wait_for(pool: PgPool) {
     let positions = read_until(&pool, |positions| !positions.is_empty()).await;
     assert_eq!(positions, [committed]);
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn an_open_transaction_that_appends_no_events_holds_back_nobody(pool: PgPool) {
+    // A read model's batch: it has written (so it holds a transaction id) and stays open.
+    let mut read_model = pool.begin().await.expect("begin");
+    sqlx::query("CREATE TABLE read_model_rows (id int)")
+        .execute(&mut *read_model)
+        .await
+        .expect("write");
+    let mut conn = pool.acquire().await.expect("conn");
+    let appended = append_one(&mut conn).await;
+
+    let positions = read_until(&pool, |positions| positions.contains(&appended)).await;
+    assert_eq!(
+        positions,
+        [appended],
+        "an event committed after the read model's transaction began is read while it is open"
+    );
+    read_model.rollback().await.expect("rollback");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_writer_that_wrote_something_else_first_holds_the_horizon_when_it_began_appending(
+    pool: PgPool,
+) {
+    // Begun as an event writer, it writes another row first (as a claim or a sealed key does),
+    // then its event; two later appends commit while it is open.
+    let mut slow = event_store::begin_appending(&pool).await.expect("begin");
+    sqlx::query("CREATE TABLE claims_before_events (id int)")
+        .execute(&mut *slow)
+        .await
+        .expect("write");
+    let slow_position = append_one(&mut slow).await;
+    let mut conn = pool.acquire().await.expect("conn");
+    let fast = [append_one(&mut conn).await, append_one(&mut conn).await];
+
+    let mut reader = pool.acquire().await.expect("reader");
+    let horizon = event_store::safe_horizon(&mut reader)
+        .await
+        .expect("horizon");
+    assert!(
+        horizon <= slow_position,
+        "the open writer holds the horizon: {horizon} > {slow_position}"
+    );
+    assert!(
+        read_after(&mut reader, 0, 100)
+            .await
+            .expect("read")
+            .is_empty(),
+        "nothing after the open writer may be read yet"
+    );
+
+    slow.commit().await.expect("commit");
+    let positions = read_until(&pool, |positions| positions.len() >= 3).await;
+    assert_eq!(positions, [slow_position, fast[0], fast[1]]);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn events_after_another_write_without_beginning_as_a_writer_are_refused(pool: PgPool) {
+    // Its transaction id was taken while no reader could know it would append: its events
+    // could land below a horizon that already passed them.
+    let mut tx = pool.begin().await.expect("begin");
+    sqlx::query("CREATE TABLE written_first (id int)")
+        .execute(&mut *tx)
+        .await
+        .expect("write");
+    let event = ProductEvent::ProductAdded {
+        sku: "S".into(),
+        name: "N".into(),
+        price_cents: 1,
+        stock: 1,
+    };
+    let refused = append_to_stream(
+        &mut tx,
+        Uuid::new_v4(),
+        domain::StreamType::Product,
+        0,
+        &[event],
+        &Metadata::default(),
+    )
+    .await
+    .expect_err("refused");
+    assert!(
+        refused
+            .to_string()
+            .contains("wrote before it began appending events"),
+        "{refused}"
+    );
+}
