@@ -42,7 +42,8 @@ pub struct Settings {
     #[arg(long, env = "PROJECTOR_POLL_INTERVAL_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub poll_interval_ms: u64,
     /// Partitions per subscription (the saga and the PostgreSQL read models; lookups always run
-    /// as one). Default: twice the CPUs of this machine. Changing it is safe at any time.
+    /// as one). Default: half the CPUs of this machine, at least one; with several projector
+    /// processes, at least as many as there are processes. Changing it is safe at any time.
     #[arg(long, env = "PROJECTOR_PARTITIONS", value_parser = clap::value_parser!(i32).range(1..=256))]
     pub partitions: Option<i32>,
     /// The bearer token of the operator endpoints (`POST /dead-letters/retry`, which the
@@ -71,8 +72,11 @@ impl Settings {
 
     pub fn partitions(&self) -> i32 {
         self.partitions.unwrap_or_else(|| {
+            // Each partition is one more reader and one more transaction per batch, and the saga's
+            // partitions queue on the same hot products: on a 2-core machine one partition
+            // decided orders fastest and soonest (docs/performance.md, "Partitions").
             let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-            i32::try_from(cpus * 2).unwrap_or(2).clamp(1, 256)
+            i32::try_from(cpus / 2).unwrap_or(1).clamp(1, 256)
         })
     }
 
