@@ -64,20 +64,21 @@ impl Client {
     }
 
     pub async fn read(&self, path: &str) -> anyhow::Result<Value> {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.endpoints.query_url))
-            .send()
-            .await
-            .with_context(|| format!("GET {path}"))?;
-        let status = response.status();
-        let text = response.text().await?;
+        let (status, body) = self.get(path).await?;
+        let text = String::from_utf8_lossy(&body);
         ensure!(status.is_success(), "GET {path}: {status} {text}");
-        serde_json::from_str(&text).with_context(|| format!("GET {path} answered {text}"))
+        serde_json::from_slice(&body).with_context(|| format!("GET {path} answered {text}"))
     }
 
     /// The raw body of a read, as the query-api sends it.
     pub async fn read_bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        let (status, body) = self.get(path).await?;
+        ensure!(status.is_success(), "GET {path}: {status}");
+        Ok(body)
+    }
+
+    /// A GET of the query-api: its status and body, whatever the status.
+    async fn get(&self, path: &str) -> anyhow::Result<(reqwest::StatusCode, Vec<u8>)> {
         let response = self
             .http
             .get(format!("{}{path}", self.endpoints.query_url))
@@ -85,9 +86,7 @@ impl Client {
             .await
             .with_context(|| format!("GET {path}"))?;
         let status = response.status();
-        let bytes = response.bytes().await?;
-        ensure!(status.is_success(), "GET {path}: {status}");
-        Ok(bytes.to_vec())
+        Ok((status, response.bytes().await?.to_vec()))
     }
 
     /// Registers `customers` customers and `products` products (SKUs unique to this run).

@@ -45,13 +45,13 @@ impl PgReadModel for EventFeed {
             times.push(recorded.recorded_at);
             data.push(&recorded.data);
         }
+        let table = tables::generation_table(Self::TABLE, generation);
         // A batch read again after a crash finds its rows there already.
         sqlx::query(&format!(
-            "INSERT INTO {} (position, stream_type, stream_id, type, version, recorded_at, data)
+            "INSERT INTO {table} (position, stream_type, stream_id, type, version, recorded_at, data)
              SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::uuid[], $4::text[], $5::bigint[],
                                   $6::timestamptz[], $7::jsonb[])
-             ON CONFLICT (position) DO NOTHING",
-            tables::generation_table(Self::TABLE, generation)
+             ON CONFLICT (position) DO NOTHING"
         ))
         .bind(positions)
         .bind(stream_types)
@@ -62,12 +62,7 @@ impl PgReadModel for EventFeed {
         .bind(data)
         .execute(&mut *conn)
         .await?;
-        erasure::erase_event_rows(
-            conn,
-            &tables::generation_table(Self::TABLE, generation),
-            &erasure::forgotten_streams(events),
-        )
-        .await?;
+        erasure::erase_event_rows(conn, &table, &erasure::forgotten_streams(events)).await?;
         Ok(Observed::default())
     }
 }

@@ -92,13 +92,7 @@ pub async fn feed(
     request: HttpRequest,
     query: web::Query<FeedQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let after = start_after(&request, &query)?;
-    if let Some(wanted) = min_position(query.min_position)? {
-        state
-            .consistency
-            .reach(names::EVENT_FEED, Some(wanted))
-            .await?;
-    }
+    let after = start(&state, &request, &query).await?;
     event_stream(&state, Scope::Everything, after)
 }
 
@@ -122,17 +116,28 @@ pub async fn order_feed(
     query: web::Query<FeedQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let order = id.into_inner();
-    let after = start_after(&request, &query)?;
+    let after = start(&state, &request, &query).await?;
+    if !state.feeds.order_exists(order).await? {
+        return Err(ApiError::NotFound("no order has this id".into()));
+    }
+    event_stream(&state, Scope::Order(order), after)
+}
+
+/// Where a feed starts (`Last-Event-ID` or `after`), once `event_feed` has reached
+/// `min_position` when one is asked for.
+async fn start(
+    state: &AppState,
+    request: &HttpRequest,
+    query: &FeedQuery,
+) -> Result<i64, ApiError> {
+    let after = start_after(request, query)?;
     if let Some(wanted) = min_position(query.min_position)? {
         state
             .consistency
             .reach(names::EVENT_FEED, Some(wanted))
             .await?;
     }
-    if !state.feeds.order_exists(order).await? {
-        return Err(ApiError::NotFound("no order has this id".into()));
-    }
-    event_stream(&state, Scope::Order(order), after)
+    Ok(after)
 }
 
 pub fn router(cfg: &mut web::ServiceConfig) {

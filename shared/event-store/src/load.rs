@@ -140,13 +140,7 @@ pub async fn load_streams(
     .bind(&after)
     .fetch_all(&mut *conn)
     .await?;
-    let mut streams: Vec<StoredStream> = requests
-        .iter()
-        .map(|request| StoredStream {
-            request: Some(*request),
-            ..StoredStream::default()
-        })
-        .collect();
+    let mut streams = unfilled(requests);
     let mut rows = rows;
     personal::reveal(
         conn,
@@ -164,8 +158,7 @@ pub async fn load_streams(
     )
     .await?;
     for row in rows {
-        let index = usize::try_from(row.request - 1).unwrap_or(usize::MAX);
-        let Some(stream) = streams.get_mut(index) else {
+        let Some(stream) = requested(&mut streams, row.request) else {
             continue;
         };
         if row.is_event {
@@ -196,19 +189,12 @@ pub async fn load_first_events(
     .bind(&ids)
     .fetch_all(&mut *conn)
     .await?;
-    let mut streams: Vec<StoredStream> = requests
-        .iter()
-        .map(|request| StoredStream {
-            request: Some(*request),
-            ..StoredStream::default()
-        })
-        .collect();
+    let mut streams = unfilled(requests);
     for mut row in rows {
         if let Some(event_type) = &row.event_type {
             personal::withhold(event_type, &mut row.data);
         }
-        let index = usize::try_from(row.request - 1).unwrap_or(usize::MAX);
-        if let Some(stream) = streams.get_mut(index) {
+        if let Some(stream) = requested(&mut streams, row.request) {
             stream.events.push(row);
         }
     }
@@ -315,4 +301,21 @@ impl FoldError {
             }
         }
     }
+}
+
+/// One empty stream per request, in request order, to be filled from rows naming their request
+/// by its 1-based ordinal.
+fn unfilled(requests: &[StreamRequest]) -> Vec<StoredStream> {
+    requests
+        .iter()
+        .map(|request| StoredStream {
+            request: Some(*request),
+            ..StoredStream::default()
+        })
+        .collect()
+}
+
+/// The stream of the request with this 1-based ordinal (`None` for one out of range).
+fn requested(streams: &mut [StoredStream], request: i64) -> Option<&mut StoredStream> {
+    streams.get_mut(usize::try_from(request - 1).ok()?)
 }

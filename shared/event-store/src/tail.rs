@@ -129,12 +129,11 @@ pub async fn read_batch(
     .fetch_all(&mut *conn)
     .await?;
     let reached = rows.first().and_then(|row| row.reached).unwrap_or(after);
-    let mut events = rows
-        .into_iter()
-        .filter_map(BatchRow::into_event)
-        .map(EventRow::into_recorded)
-        .collect::<Result<Vec<_>, _>>()?;
-    personal::reveal_recorded(conn, &mut events).await?;
+    let events = revealed(
+        conn,
+        rows.into_iter().filter_map(BatchRow::into_event).collect(),
+    )
+    .await?;
     let full = events.len() as i64 >= limit;
     let read_to = match events.last() {
         Some(last) if full => last.position,
