@@ -178,6 +178,8 @@ async fn cors_opens_to_the_configured_origins_only(
         .to_str()
         .expect("ASCII");
     assert!(methods.contains("POST"), "{methods}");
+    // DELETE /customers/{id}/personal-data, from a browser too.
+    assert!(methods.contains("DELETE"), "{methods}");
     let refused = preflight("https://evil.example").await.expect("sent");
     assert!(
         !refused

@@ -73,7 +73,7 @@ pub fn parse_origins(value: &str) -> Result<CorsOrigins, String> {
 /// The CORS middleware for `origins` (none: every cross-origin request is refused).
 pub fn cors(origins: &CorsOrigins) -> Cors {
     let mut cors = Cors::default()
-        .allowed_methods([Method::GET, Method::POST])
+        .allowed_methods([Method::GET, Method::POST, Method::DELETE])
         .allowed_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
