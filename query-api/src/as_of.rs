@@ -76,10 +76,13 @@ pub async fn document_as_of(
             .await?
         }
         AsOf::Time(time) => {
-            state
-                .consistency
-                .reach(names::DOCUMENT_VERSIONS, min_position)
-                .await?;
+            // Without min_position there is nothing to wait for, and the position is not needed.
+            if min_position.is_some() {
+                state
+                    .consistency
+                    .reach(names::DOCUMENT_VERSIONS, min_position)
+                    .await?;
+            }
             sqlx::query_as(
                 "SELECT document, valid_from_position FROM read_model.document_versions
                  WHERE kind = $1 AND id = $2 AND valid_from <= $3
