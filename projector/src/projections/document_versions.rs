@@ -38,24 +38,24 @@ impl PgReadModel for DocumentVersions {
         events: &[RecordedEvent],
     ) -> Result<Observed, ProjectionError> {
         let table = tables::generation_table(Self::TABLE, generation);
+        // One read of the newest stored versions and one write, for every kind at once.
+        let mut stored = newest_stored(conn, &table, events).await?;
+        let mut changes = Changes::default();
         for kind in StreamType::ALL {
-            let ids = stream_ids(events, kind);
-            if ids.is_empty() {
-                continue;
-            }
-            let changes = match kind {
+            let stored = stored.remove(&kind).unwrap_or_default();
+            match kind {
                 StreamType::Order => {
-                    new_versions(conn, &table, kind, &ids, events, OrderView::fold).await?
+                    new_versions(&mut changes, kind, stored, events, OrderView::fold)?
                 }
                 StreamType::Product => {
-                    new_versions(conn, &table, kind, &ids, events, ProductView::fold).await?
+                    new_versions(&mut changes, kind, stored, events, ProductView::fold)?
                 }
                 StreamType::Customer => {
-                    new_versions(conn, &table, kind, &ids, events, CustomerView::fold).await?
+                    new_versions(&mut changes, kind, stored, events, CustomerView::fold)?
                 }
-            };
-            write_versions(conn, &table, kind, changes).await?;
+            }
         }
+        write_versions(conn, &table, changes).await?;
         // Versions written before an erasure in this batch or earlier ones hold the personal
         // data as it was; every version of a forgotten customer shows it erased.
         erasure::erase_document_versions(
@@ -73,6 +73,7 @@ impl PgReadModel for DocumentVersions {
 /// One version of a document, valid from the event that made it until the next version of
 /// the same document in the batch (open when it is the newest).
 struct Version {
+    kind: StreamType,
     id: Uuid,
     version: i64,
     valid_from_position: i64,
@@ -83,6 +84,7 @@ struct Version {
 
 /// A stored open version that a version of this batch succeeds.
 struct Closing {
+    kind: StreamType,
     id: Uuid,
     version: i64,
     valid_to_position: i64,
@@ -114,37 +116,68 @@ struct Newest<V> {
     open: Open,
 }
 
-/// Folds the batch's events of `kind` one at a time onto the newest stored version of each
-/// document, keeping every intermediate document as a version of its own; each version is
-/// closed by the next one, so `valid_to` is known before anything is written.
-async fn new_versions<V, E>(
+/// The newest stored version of each document the batch's events concern, by kind: (id,
+/// version, position it came from, document). One backward primary-key step per document: the
+/// open-version filter would visit every open version of a kind (and every dead index entry an
+/// update left behind) under a write load.
+async fn newest_stored(
     conn: &mut PgConnection,
     table: &str,
+    events: &[RecordedEvent],
+) -> Result<HashMap<StreamType, Vec<StoredVersion>>, ProjectionError> {
+    let (mut kinds, mut ids) = (Vec::new(), Vec::new());
+    for kind in StreamType::ALL {
+        for id in stream_ids(events, kind) {
+            kinds.push(kind.as_str());
+            ids.push(id);
+        }
+    }
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, Uuid, i64, i64, serde_json::Value)> = sqlx::query_as(&format!(
+        "SELECT newest.* FROM UNNEST($1::text[], $2::uuid[]) AS wanted(kind, id)
+         CROSS JOIN LATERAL (
+             SELECT kind, id, version, valid_from_position, document FROM {table}
+             WHERE kind = wanted.kind AND id = wanted.id
+             ORDER BY version DESC LIMIT 1
+         ) newest"
+    ))
+    .bind(kinds)
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut stored: HashMap<StreamType, Vec<StoredVersion>> = HashMap::new();
+    for (kind, id, version, position, document) in rows {
+        let kind = StreamType::parse(&kind).ok_or_else(|| {
+            ProjectionError::Corrupt(format!("document_versions holds an unknown kind {kind:?}"))
+        })?;
+        stored
+            .entry(kind)
+            .or_default()
+            .push((id, version, position, document));
+    }
+    Ok(stored)
+}
+
+/// A stored newest version: (id, version, position it came from, document).
+type StoredVersion = (Uuid, i64, i64, serde_json::Value);
+
+/// Folds the batch's events of `kind` one at a time onto the newest stored version of each
+/// document (`stored`), keeping every intermediate document as a version of its own; each
+/// version is closed by the next one, so `valid_to` is known before anything is written.
+fn new_versions<V, E>(
+    changes: &mut Changes,
     kind: StreamType,
-    ids: &[Uuid],
+    stored: Vec<StoredVersion>,
     events: &[RecordedEvent],
     fold: impl Fn(Option<V>, &EventMeta, &E) -> Option<V>,
-) -> Result<Changes, ProjectionError>
+) -> Result<(), ProjectionError>
 where
     V: Serialize + DeserializeOwned,
     E: DomainEvent,
 {
-    // The newest version of each document by primary key, one backward index step per id: the
-    // open-version filter would visit every open version of the kind (and every dead index
-    // entry an update left behind) under a write load.
-    let stored: Vec<(Uuid, i64, i64, serde_json::Value)> = sqlx::query_as(&format!(
-        "SELECT newest.* FROM UNNEST($2::uuid[]) AS wanted(id)
-         CROSS JOIN LATERAL (
-             SELECT id, version, valid_from_position, document FROM {table}
-             WHERE kind = $1 AND id = wanted.id
-             ORDER BY version DESC LIMIT 1
-         ) newest"
-    ))
-    .bind(kind.as_str())
-    .bind(ids)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut newest: HashMap<Uuid, Newest<V>> = HashMap::with_capacity(ids.len());
+    let mut newest: HashMap<Uuid, Newest<V>> = HashMap::with_capacity(stored.len());
     for (id, version, position, document) in stored {
         let view = Some(serde_json::from_value(document)?);
         newest.insert(
@@ -156,7 +189,6 @@ where
             },
         );
     }
-    let mut changes = Changes::default();
     for recorded in events.iter().filter(|e| e.stream_type == kind) {
         let current = newest.entry(recorded.stream_id).or_insert(Newest {
             position: 0,
@@ -179,6 +211,7 @@ where
         match current.open {
             Open::Nowhere => {}
             Open::Stored(version) => changes.closings.push(Closing {
+                kind,
                 id: recorded.stream_id,
                 version,
                 valid_to_position: starts.0,
@@ -188,6 +221,7 @@ where
         }
         current.open = Open::New(changes.versions.len());
         changes.versions.push(Version {
+            kind,
             id: recorded.stream_id,
             version: recorded.stream_version,
             valid_from_position: starts.0,
@@ -198,7 +232,7 @@ where
         current.position = recorded.position;
         current.view = Some(view);
     }
-    Ok(changes)
+    Ok(())
 }
 
 /// Closes the stored versions the batch succeeded and inserts the new versions, each by
@@ -207,23 +241,30 @@ where
 async fn write_versions(
     conn: &mut PgConnection,
     table: &str,
-    kind: StreamType,
     changes: Changes,
 ) -> Result<(), ProjectionError> {
     let Changes { versions, closings } = changes;
     if !closings.is_empty() {
-        let (ids, numbers, positions, times): (Vec<_>, Vec<_>, Vec<_>, Vec<_>) = closings
-            .into_iter()
-            .map(|c| (c.id, c.version, c.valid_to_position, c.valid_to))
-            .collect();
+        let mut kinds = Vec::with_capacity(closings.len());
+        let mut ids = Vec::with_capacity(closings.len());
+        let mut numbers = Vec::with_capacity(closings.len());
+        let mut positions = Vec::with_capacity(closings.len());
+        let mut times = Vec::with_capacity(closings.len());
+        for closing in closings {
+            kinds.push(closing.kind.as_str());
+            ids.push(closing.id);
+            numbers.push(closing.version);
+            positions.push(closing.valid_to_position);
+            times.push(closing.valid_to);
+        }
         sqlx::query(&format!(
             "UPDATE {table} t SET valid_to_position = c.position, valid_to = c.at
-             FROM UNNEST($2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[])
-                  AS c(id, version, position, at)
-             WHERE t.kind = $1 AND t.id = c.id AND t.version = c.version
+             FROM UNNEST($1::text[], $2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[])
+                  AS c(kind, id, version, position, at)
+             WHERE t.kind = c.kind AND t.id = c.id AND t.version = c.version
                AND t.valid_to_position IS NULL"
         ))
-        .bind(kind.as_str())
+        .bind(kinds)
         .bind(ids)
         .bind(numbers)
         .bind(positions)
@@ -234,6 +275,7 @@ async fn write_versions(
     if versions.is_empty() {
         return Ok(());
     }
+    let mut kinds = Vec::with_capacity(versions.len());
     let mut version_ids = Vec::with_capacity(versions.len());
     let mut numbers = Vec::with_capacity(versions.len());
     let mut positions = Vec::with_capacity(versions.len());
@@ -242,6 +284,7 @@ async fn write_versions(
     let mut to_times = Vec::with_capacity(versions.len());
     let mut documents = Vec::with_capacity(versions.len());
     for version in versions {
+        kinds.push(version.kind.as_str());
         version_ids.push(version.id);
         numbers.push(version.version);
         positions.push(version.valid_from_position);
@@ -253,11 +296,11 @@ async fn write_versions(
     sqlx::query(&format!(
         "INSERT INTO {table}
              (kind, id, version, valid_from_position, valid_from, valid_to_position, valid_to, document)
-         SELECT $1, * FROM UNNEST($2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[],
-                                  $6::bigint[], $7::timestamptz[], $8::jsonb[])
+         SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[],
+                              $6::bigint[], $7::timestamptz[], $8::jsonb[])
          ON CONFLICT (kind, id, version) DO NOTHING"
     ))
-    .bind(kind.as_str())
+    .bind(kinds)
     .bind(version_ids)
     .bind(numbers)
     .bind(positions)
