@@ -8,6 +8,7 @@
 //! - `bench ceiling-server`: the lookups' ceiling, a bare actix-web handler doing one Redis GET.
 
 mod api;
+mod budget;
 mod ceiling_server;
 mod event_seed;
 mod latency;

@@ -6,6 +6,11 @@
 //! Placed-to-decided latency comes from the event log itself: the `recorded_at` of each order's
 //! `OrderPlaced` and of its decision (both stamped by PostgreSQL's clock), so nothing depends on
 //! polling every order over HTTP.
+//!
+//! It also reports what the orders cost PostgreSQL (`budget`: transactions, statements, rows
+//! and WAL bytes per decided order, from PostgreSQL's own counters), and, after the drain, the
+//! same run's reference: pgbench inserting single event-shaped rows (`pgbench`), the ratios to
+//! which are the figures that compare across runs.
 
 use std::{
     path::PathBuf,
@@ -26,7 +31,10 @@ use uuid::Uuid;
 
 use crate::{
     api::{Catalog, Client, Endpoints},
+    budget::{self, Budget},
     latency::{Latencies, Summary},
+    measurement::Throughput,
+    pgbench,
 };
 
 /// The saga's subscriptions in either mode, as `/projections` names them.
@@ -70,6 +78,9 @@ pub struct PipelineArgs {
     /// measures its own pace whatever pace the command-api places orders at.
     #[arg(long = "pause-pid")]
     pub pause_pids: Vec<u32>,
+    /// How long pgbench runs after the drain (the same run's reference); 0 skips it.
+    #[arg(long, default_value_t = 10)]
+    pub reference_seconds: u64,
     /// Also write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -92,6 +103,24 @@ pub struct PipelineReport {
     pub command: Summary,
     /// `--rate` only: from sending the command to the answer of a `min_position` read of it.
     pub command_to_visible: Option<Summary>,
+    /// What the orders cost PostgreSQL, from the load's start to the last decision.
+    pub budget: Budget,
+    /// pgbench inserting one event-shaped row per transaction at 32 connections, after the
+    /// drain (`None` with `--reference-seconds 0`).
+    pub reference: Option<Throughput>,
+    pub ratios: Ratios,
+}
+
+/// The run's figures against each other and against its reference.
+#[derive(Debug, Serialize)]
+pub struct Ratios {
+    /// Decided per second over placed per second: at 1 the backlog does not grow.
+    pub decided_to_placed: f64,
+    /// Decided per second over a tenth of pgbench's rows per second.
+    pub decided_to_tenth_of_pgbench: Option<f64>,
+    /// Placed per second (`POST /orders` with the projector running) over pgbench's rows per
+    /// second.
+    pub placed_to_pgbench: Option<f64>,
 }
 
 /// What one placement gave.
@@ -129,6 +158,7 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<PipelineReport> {
     if !args.pause_pids.is_empty() {
         mode.push_str(", projector paused during the load");
     }
+    let (counters_before, statements_counted) = budget::start(&pool).await?;
     println!("pipeline: placing orders for {} s ({mode})", args.seconds);
     let load_for = Duration::from_secs(args.seconds);
     signal(&args.pause_pids, "STOP")?;
@@ -167,6 +197,30 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<PipelineReport> {
     let drain_seconds = load_stopped.elapsed().as_secs_f64();
     stop_monitor.store(true, Ordering::Relaxed);
     monitor.await?;
+    // Backends publish their counts when idle, at most once a second (see `budget::read`).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let counters_after = budget::read(&pool, statements_counted).await?;
+    let budget = budget::finish(&pool, counters_before, counters_after, orders.len()).await?;
+    let reference = if args.reference_seconds > 0 {
+        println!(
+            "pipeline: the reference, pgbench inserting single rows for {} s",
+            args.reference_seconds
+        );
+        let work_dir = std::env::temp_dir().join(format!("cqrs-pipeline-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&work_dir)?;
+        let measured = pgbench::run(
+            &pool,
+            &args.database_url,
+            &work_dir,
+            32,
+            Duration::from_secs(args.reference_seconds),
+        )
+        .await;
+        let _ = std::fs::remove_dir_all(&work_dir);
+        Some(measured?)
+    } else {
+        None
+    };
 
     let timings = decision_timings(&pool, &orders).await?;
     let mut command = Latencies::new();
@@ -177,13 +231,24 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<PipelineReport> {
             visible.record(v);
         }
     }
+    let placed_per_second = orders.len() as f64 / load_seconds;
+    let decided_per_second = orders.len() as f64 / timings.first_to_last.as_secs_f64().max(1e-3);
+    let ratios = Ratios {
+        decided_to_placed: decided_per_second / placed_per_second.max(1e-9),
+        decided_to_tenth_of_pgbench: reference
+            .as_ref()
+            .map(|r| decided_per_second / (r.per_second / 10.0).max(1e-9)),
+        placed_to_pgbench: reference
+            .as_ref()
+            .map(|r| placed_per_second / r.per_second.max(1e-9)),
+    };
     let report = PipelineReport {
         mode,
         seconds: args.seconds,
         orders_placed: orders.len(),
         failed_commands: failed,
-        placed_per_second: orders.len() as f64 / load_seconds,
-        decided_per_second: orders.len() as f64 / timings.first_to_last.as_secs_f64().max(1e-3),
+        placed_per_second,
+        decided_per_second,
         placed_to_decided: timings.latencies.summary(),
         max_saga_lag_events: max_lag.load(Ordering::Relaxed),
         drain_seconds,
@@ -200,6 +265,9 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<PipelineReport> {
         },
         command: command.summary(),
         command_to_visible: args.rate.map(|_| visible.summary()),
+        budget,
+        reference,
+        ratios,
     };
     print_report(&report);
     if let Some(path) = &args.json {
@@ -236,6 +304,23 @@ fn print_report(report: &PipelineReport) {
         println!(
             "  saga over the backlog  {rate:>9.0}   decided/s (from the projector's resume to the last decision)"
         );
+    }
+    if let Some(reference) = &report.reference {
+        println!(
+            "  reference: pgbench     {:>9.0}   single-row INSERTs/s at 32 connections (p99 {:.2} ms)",
+            reference.per_second, reference.p99_ms
+        );
+    }
+    let ratios = &report.ratios;
+    println!("  decided / placed       {:>9.2}", ratios.decided_to_placed);
+    if let (Some(tenth), Some(placed)) =
+        (ratios.decided_to_tenth_of_pgbench, ratios.placed_to_pgbench)
+    {
+        println!("  decided / (pgbench/10) {tenth:>9.2}");
+        println!("  placed / pgbench       {placed:>9.2}");
+    }
+    for line in report.budget.lines() {
+        println!("{line}");
     }
 }
 

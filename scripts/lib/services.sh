@@ -11,9 +11,10 @@
 #                             URL (nats://host:port); returns 1 with a message if it cannot
 #   ensure_chromium           Chromium renders headless; exports CHROMIUM (returns 1, never exits)
 #   ensure_node_package_dir D npm ci / npm install in folder D (returns 1, never exits)
-#   pg_cluster_start DATA PORT
+#   pg_cluster_start DATA PORT [NAME=VALUE...]
 #                             a throwaway PostgreSQL cluster for a test that stops or crashes
 #                             it: created in DATA unless it holds one, started on 127.0.0.1:PORT
+#                             with the server settings given (`-c NAME=VALUE`)
 #   pg_cluster_stop DATA [MODE]
 #                             stops it (pg_ctl -m MODE: fast, or immediate for a crash)
 #
@@ -281,7 +282,13 @@ services_pg_initdb() {
 # until it accepts connections. WHAT names it in messages.
 services_pg_start() {
     local data=$1 port=$2 what=${3:-"the cluster in $1"} bindir=$SERVICES_PG_BINDIR log socket_dir
-    local timeout=${SERVICES_START_TIMEOUT:-60}
+    local timeout=${SERVICES_START_TIMEOUT:-60} setting extra=""
+    shift 3 || shift $#
+    # Further arguments are server settings NAME=VALUE (values without spaces or quotes).
+    for setting in "$@"; do
+        [[ $setting =~ ^[a-z_.]+=[^\ \'\"]+$ ]] || services_die "not a PostgreSQL setting NAME=VALUE: $setting"
+        extra+=" -c $setting"
+    done
     services_pg_check_reachable "$data"
     services_pg_find_isready
 
@@ -294,7 +301,7 @@ services_pg_start() {
     services_log "PostgreSQL: starting $what on 127.0.0.1:$port (log: $log) ..."
     # -W: do not let pg_ctl wait; we poll pg_isready below, with a deadline.
     services_as_pg "$bindir/pg_ctl" -D "$data" -l "$log" -W \
-        -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='$socket_dir' -c max_connections=200" \
+        -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='$socket_dir' -c max_connections=200$extra" \
         start </dev/null >/dev/null 2>&1 ||
         services_die "pg_ctl could not start PostgreSQL from $data; see $log"
 
@@ -709,16 +716,18 @@ ensure_services() {
     if (( nats )); then services_ensure_nats; fi
 }
 
-# pg_cluster_start DATA PORT: a throwaway cluster for a test that stops or crashes PostgreSQL
-# (never the one the project shares): creates it in DATA (a new or empty folder; as root, one the
-# `postgres` user can reach, e.g. below a mode-755 folder) unless DATA holds one, starts it on
-# 127.0.0.1:PORT and waits until it accepts connections. Exits on failure. The caller stops it
+# pg_cluster_start DATA PORT [NAME=VALUE...]: a throwaway cluster for a test that stops or
+# crashes PostgreSQL, or a benchmark that reads its counters (never the one the project shares):
+# creates it in DATA (a new or empty folder; as root, one the `postgres` user can reach, e.g.
+# below a mode-755 folder) unless DATA holds one, starts it on 127.0.0.1:PORT with the settings
+# given and waits until it accepts connections. Exits on failure. The caller stops it
 # (pg_cluster_stop) and deletes DATA.
 pg_cluster_start() {
     local data=${1:?pg_cluster_start needs a data folder} port=${2:?pg_cluster_start needs a port}
+    shift 2
     services_pg_select_bindir "$data"
     if [[ ! -f $data/PG_VERSION ]]; then services_pg_initdb "$data"; fi
-    services_pg_start "$data" "$port"
+    services_pg_start "$data" "$port" "the cluster in $data" "$@"
 }
 
 # pg_cluster_stop DATA [MODE]: stops the cluster in DATA with pg_ctl stop -m MODE (fast by

@@ -6,12 +6,14 @@
 # Source this file (it sources services.sh and app.sh), then:
 #
 #   system_start [--release] [--saga-mode M] [--no-build] [--nats] [--private-postgres]
+#                [--pg-setting NAME=VALUE]...
 #       Makes PostgreSQL and Redis answer (ensure_services), builds the binaries (`cargo build
 #       --bins`, quietly; --release for release ones; --no-build to use what is there, in
 #       $CARGO_TARGET_DIR or target/); with --private-postgres starts a PostgreSQL cluster of the
 #       system's own on a free port (pg_cluster_start; for a measurement that other work on the
 #       shared server must not disturb: its sessions, or a long transaction elsewhere holding
-#       back the projector's safe horizon; system_stop deletes it), creates the database
+#       back the projector's safe horizon; system_stop deletes it; --pg-setting gives it a
+#       server setting, e.g. shared_preload_libraries=pg_stat_statements), creates the database
 #       cqrs_it_<id>, picks three free ports,
 #       a Redis key prefix cqrs_it_<id>: and a token, starts command-api (which applies the
 #       migrations), makes the query-api's login cqrs_query_login, starts projector and
@@ -130,15 +132,17 @@ system__on_exit() {
 
 system_start() {
     local profile=debug build=1 saga_mode=${SAGA_MODE:-orchestration} nats="" private_postgres=0 name out prev
+    local pg_settings=()
     local services=(command-api query-api projector)
     while (( $# )); do
         case $1 in
             --release) profile=release; shift ;;
             --no-build) build=0; shift ;;
             --private-postgres) private_postgres=1; shift ;;
+            --pg-setting) pg_settings+=("${2:?--pg-setting needs NAME=VALUE}"); shift 2 ;;
             --saga-mode) saga_mode=${2:?--saga-mode needs orchestration or choreography}; shift 2 ;;
             --nats) nats=1; services+=(notifications); shift ;;
-            *) system__die "system_start: unknown argument $1 (use --release, --saga-mode M, --no-build, --nats, --private-postgres)" ;;
+            *) system__die "system_start: unknown argument $1 (use --release, --saga-mode M, --no-build, --nats, --private-postgres, --pg-setting NAME=VALUE)" ;;
         esac
     done
     [[ -z $_system_started ]] || system__die "system_start: the system is already started; call system_stop first"
@@ -183,8 +187,10 @@ system_start() {
         _system_pg_folder=$(mktemp -d "${TMPDIR:-/tmp}/cqrs-system-pg-$SYSTEM_ID.XXXXXX")
         chmod 755 "$_system_pg_folder"   # the postgres user (root runs the server as it) passes through
         services_free_port pg_port
-        pg_cluster_start "$_system_pg_folder/data" "$pg_port"
+        pg_cluster_start "$_system_pg_folder/data" "$pg_port" "${pg_settings[@]}"
         DATABASE_SERVER_URL="postgres://postgres@127.0.0.1:$pg_port"
+    elif (( ${#pg_settings[@]} )); then
+        system__die "--pg-setting needs --private-postgres: the shared server's settings are not ours to change"
     fi
 
     SYSTEM_SAGA_MODE=$saga_mode
