@@ -32,19 +32,9 @@ pub enum PartitionKey {
 }
 
 impl PartitionKey {
-    /// The key's SQL expression over an `events` row.
-    fn sql(self) -> &'static str {
-        match self {
-            Self::Stream => "stream_id",
-            Self::Order => {
-                "CASE WHEN stream_type = 'order' THEN stream_id ELSE (data ->> 'order_id')::uuid END"
-            }
-        }
-    }
-
     /// The partition (of `count`) a key belongs to: its last byte, which is random in every id
-    /// the system makes (UUID v4 and v7), modulo the count. Kept equal to the SQL in
-    /// `read_batch`.
+    /// the system makes (UUID v4 and v7), modulo the count. Kept equal to the SQL of
+    /// `events_read_batch()`.
     pub fn partition_of(key: Uuid, count: i32) -> i32 {
         i32::from(key.as_bytes()[15]) % count.max(1)
     }
@@ -81,53 +71,31 @@ pub struct Batch {
 
 /// Reads up to `limit` events of `selection` after `after`, in position order, below the safe
 /// horizon, upcast. `read_to` also covers the events the selection skipped, so a partition whose
-/// events are rare still moves its checkpoint as the log grows.
+/// events are rare still moves its checkpoint as the log grows. One round trip: the horizon and
+/// the read are two statements of `events_read_batch()` (migration `20261204190000`), which
+/// reads with a snapshot taken after the horizon's, as the module's documentation requires.
 pub async fn read_batch(
     conn: &mut PgConnection,
     after: i64,
     limit: i64,
     selection: &EventSelection,
 ) -> Result<Batch, StoreError> {
-    let mut filter = String::new();
-    if !selection.stream_types.is_empty() {
-        filter.push_str(" AND stream_type = ANY($3)");
-    }
-    if !selection.event_types.is_empty() {
-        filter.push_str(" AND event_type = ANY($6)");
-    }
-    let horizon = safe_horizon(conn).await?;
-    if let Some(partition) = selection.partition {
-        filter.push_str(&format!(
-            " AND get_byte(uuid_send({}), 15) % $4 = $5",
-            partition.key.sql()
-        ));
-    }
-    // One horizon for both the batch and how far it reaches: below it the log no longer
-    // changes, so the events the selection skipped there can be passed safely.
-    let rows: Vec<BatchRow> = sqlx::query_as(&format!(
-        "SELECT (SELECT max(position) FROM events WHERE position > $1 AND position < $7) AS reached,
-                e.*
-         FROM (SELECT 1) AS one LEFT JOIN LATERAL (
-             SELECT {EVENT_COLUMNS} FROM events
-             WHERE position > $1 AND position < $7{filter}
-             ORDER BY position LIMIT $2
-         ) e ON true"
-    ))
-    .bind(after)
-    .bind(limit)
-    .bind(
-        selection
-            .stream_types
-            .iter()
-            .map(|kind| kind.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(selection.partition.map_or(1, |p| p.count))
-    .bind(selection.partition.map_or(0, |p| p.index))
-    .bind(&selection.event_types)
-    .bind(horizon)
-    .fetch_all(&mut *conn)
-    .await?;
+    let stream_types: Vec<&str> = selection
+        .stream_types
+        .iter()
+        .map(|kind| kind.as_str())
+        .collect();
+    let rows: Vec<BatchRow> =
+        sqlx::query_as("SELECT * FROM events_read_batch($1, $2, $3, $4, $5, $6, $7)")
+            .bind(after)
+            .bind(limit)
+            .bind(stream_types)
+            .bind(&selection.event_types)
+            .bind(selection.partition.map_or(1, |p| p.count))
+            .bind(selection.partition.map_or(0, |p| p.index))
+            .bind(selection.partition.map(|p| p.key) == Some(PartitionKey::Order))
+            .fetch_all(&mut *conn)
+            .await?;
     let reached = rows.first().and_then(|row| row.reached).unwrap_or(after);
     let events = revealed(
         conn,
