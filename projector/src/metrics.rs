@@ -102,10 +102,18 @@ pub fn partitions_owned(owned: impl Iterator<Item = &'static str>) {
     }
 }
 
-pub fn batch_applied(subscription: &'static str, partition: i32, batch: &Batch, took: Duration) {
+/// A batch `subscription` applied `applied` events of (a member of a group applies only its own
+/// streams' events of the group's batch).
+pub fn batch_applied(
+    subscription: &'static str,
+    partition: i32,
+    applied: usize,
+    batch: &Batch,
+    took: Duration,
+) {
     let partition = partition.to_string();
     counter!("projector_events_applied_total", "subscription" => subscription)
-        .increment(batch.events.len() as u64);
+        .increment(applied as u64);
     histogram!("projector_batch_duration_seconds", "subscription" => subscription)
         .record(took.as_secs_f64());
     gauge!("projector_subscription_position", "subscription" => subscription, "partition" => partition.clone())

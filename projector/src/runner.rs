@@ -13,13 +13,8 @@ use crate::{
     Projector, Settings,
     progress::ProgressAnnouncer,
     projections::{
-        document_versions::DocumentVersions,
-        event_feed::EventFeed,
         lookups::{Lookups, Target},
-        order_history::OrderHistory,
-        order_list::OrderList,
-        postgres::PgProjection,
-        product_catalog::ProductCatalog,
+        postgres::PgReadModels,
     },
     relay::NatsRelay,
     saga::{
@@ -67,11 +62,7 @@ impl Runner {
                 pool.clone(),
                 Target::Live,
             )),
-            Registration::new(PgProjection::<OrderList>::new(pool.clone())),
-            Registration::new(PgProjection::<ProductCatalog>::new(pool.clone())),
-            Registration::new(PgProjection::<OrderHistory>::new(pool.clone())),
-            Registration::new(PgProjection::<EventFeed>::new(pool.clone())),
-            Registration::new(PgProjection::<DocumentVersions>::new(pool.clone())),
+            Registration::new(PgReadModels::new(pool.clone())),
         ];
         let relay = self.relay.take();
         let relayed = relay.is_some();

@@ -5,7 +5,7 @@
 //! position, so a reader can page through it from any position.
 
 use domain::StreamType;
-use event_store::{PartitionKey, RecordedEvent};
+use event_store::RecordedEvent;
 use read_models::tables;
 use sqlx::PgConnection;
 
@@ -18,8 +18,6 @@ impl PgReadModel for EventFeed {
     const NAME: &'static str = read_models::names::EVENT_FEED;
     const TABLE: &'static str = tables::EVENT_FEED;
     const STREAM_TYPES: &'static [StreamType] = &[];
-    /// Rows are keyed by position; any key that spreads events works, the stream's does.
-    const KEY: PartitionKey = PartitionKey::Stream;
 
     async fn apply_batch(
         conn: &mut PgConnection,
@@ -50,8 +48,8 @@ impl PgReadModel for EventFeed {
         sqlx::query(&format!(
             "INSERT INTO {table} (position, stream_type, stream_id, type, version, recorded_at, data)
              SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::uuid[], $4::text[], $5::bigint[],
-                                  $6::timestamptz[], $7::jsonb[])
-             ON CONFLICT (position) DO NOTHING"
+                                  $6::timestamptz[], $7::jsonb[]) AS n(position)
+             WHERE NOT EXISTS (SELECT 1 FROM {table} e WHERE e.position = n.position)"
         ))
         .bind(positions)
         .bind(stream_types)

@@ -1,6 +1,6 @@
-//! One module per read model. PostgreSQL read models share `postgres::PgProjection`, which
-//! writes a batch and its checkpoint in one transaction; the Redis read model keeps a position
-//! on every document instead (`lookups`).
+//! One module per read model. The PostgreSQL read models are applied together by
+//! `postgres::PgReadModels`: one read of each batch, one transaction for all of them and their
+//! checkpoints; the Redis read model keeps a position on every document instead (`lookups`).
 
 pub mod document_versions;
 pub mod erasure;

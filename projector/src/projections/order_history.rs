@@ -2,7 +2,7 @@
 //! the saga's steps on products and customers (which name the order in their data).
 
 use domain::StreamType;
-use event_store::{PartitionKey, RecordedEvent};
+use event_store::RecordedEvent;
 use read_models::tables;
 use sqlx::PgConnection;
 
@@ -15,7 +15,6 @@ impl PgReadModel for OrderHistory {
     const NAME: &'static str = read_models::names::ORDER_HISTORY;
     const TABLE: &'static str = tables::ORDER_HISTORY;
     const STREAM_TYPES: &'static [StreamType] = &[];
-    const KEY: PartitionKey = PartitionKey::Order;
 
     async fn apply_batch(
         conn: &mut PgConnection,
@@ -54,12 +53,14 @@ impl PgReadModel for OrderHistory {
         if orders.is_empty() {
             return Ok(Observed::default());
         }
+        let table = tables::generation_table(Self::TABLE, generation);
         sqlx::query(&format!(
-            "INSERT INTO {} (order_id, position, stream_type, version, type, recorded_at, data)
+            "INSERT INTO {table} (order_id, position, stream_type, version, type, recorded_at, data)
              SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::text[], $4::bigint[], $5::text[],
-                                  $6::timestamptz[], $7::jsonb[])
-             ON CONFLICT DO NOTHING",
-            tables::generation_table(Self::TABLE, generation)
+                                  $6::timestamptz[], $7::jsonb[]) AS n(order_id, position)
+             WHERE NOT EXISTS (
+                 SELECT 1 FROM {table} h WHERE h.order_id = n.order_id AND h.position = n.position
+             )"
         ))
         .bind(orders)
         .bind(positions)

@@ -2,10 +2,13 @@
 //! observes each order's decision for the saga-outcome metrics (`crate::metrics`): here the
 //! decision and the time the order was placed meet.
 
-use std::{cell::RefCell, collections::HashMap};
+use std::{
+    cell::RefCell,
+    collections::{HashMap, HashSet},
+};
 
 use domain::StreamType;
-use event_store::{PartitionKey, RecordedEvent};
+use event_store::RecordedEvent;
 use read_models::{OrderView, tables};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -23,7 +26,6 @@ impl PgReadModel for OrderList {
     const NAME: &'static str = read_models::names::ORDER_LIST;
     const TABLE: &'static str = tables::ORDERS;
     const STREAM_TYPES: &'static [StreamType] = &[StreamType::Order];
-    const KEY: PartitionKey = PartitionKey::Stream;
 
     async fn apply_batch(
         conn: &mut PgConnection,
@@ -42,7 +44,9 @@ impl PgReadModel for OrderList {
         .fetch_all(&mut *conn)
         .await?;
         let mut documents = HashMap::new();
+        let mut stored_ids = Vec::with_capacity(stored.len());
         for (id, doc, first_position, last_position) in stored {
+            stored_ids.push(id);
             documents.insert(
                 id,
                 Document {
@@ -74,40 +78,60 @@ impl PgReadModel for OrderList {
                 Some(after)
             },
         )?;
-        let (mut ids, mut customers, mut statuses, mut placed, mut last, mut docs) = (
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        );
+        let stored: HashSet<Uuid> = stored_ids.into_iter().collect();
+        let mut rows = Rows::default();
         for id in changed {
             let Some(document) = documents.get(&id) else {
                 continue;
             };
-            ids.push(id);
-            customers.push(document.view.customer_id);
-            statuses.push(document.view.status.as_str());
-            placed.push(document.first_position);
-            last.push(document.last_position);
-            docs.push(serde_json::to_value(&document.view)?);
+            rows.ids.push(id);
+            rows.stored.push(stored.contains(&id));
+            rows.customers.push(document.view.customer_id);
+            rows.statuses.push(document.view.status.as_str());
+            rows.placed.push(document.first_position);
+            rows.last.push(document.last_position);
+            rows.docs.push(serde_json::to_value(&document.view)?);
         }
+        // Stored rows are updated and new ones inserted, in one statement: a plain INSERT where
+        // the batch knows the row is new (no speculative insertion: one WAL record a row), and an
+        // UPDATE that never moves a row backwards.
         sqlx::query(&format!(
-            "INSERT INTO {table} AS t (id, customer_id, status, placed_position, last_position, doc)
-             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::bigint[], $6::jsonb[])
-             ON CONFLICT (id) DO UPDATE
-             SET status = EXCLUDED.status, last_position = EXCLUDED.last_position, doc = EXCLUDED.doc
-             WHERE t.last_position < EXCLUDED.last_position"
+            "WITH changed AS (
+                 SELECT * FROM UNNEST($1::uuid[], $2::boolean[], $3::uuid[], $4::text[], $5::bigint[],
+                                      $6::bigint[], $7::jsonb[])
+                     AS c(id, stored, customer_id, status, placed_position, last_position, doc)
+             ), updated AS (
+                 UPDATE {table} AS t
+                 SET status = c.status, last_position = c.last_position, doc = c.doc
+                 FROM changed c
+                 WHERE c.stored AND t.id = c.id AND t.last_position < c.last_position
+             )
+             INSERT INTO {table} (id, customer_id, status, placed_position, last_position, doc)
+             SELECT id, customer_id, status, placed_position, last_position, doc
+             FROM changed WHERE NOT stored"
         ))
-        .bind(ids)
-        .bind(customers)
-        .bind(statuses)
-        .bind(placed)
-        .bind(last)
-        .bind(docs)
+        .bind(rows.ids)
+        .bind(rows.stored)
+        .bind(rows.customers)
+        .bind(rows.statuses)
+        .bind(rows.placed)
+        .bind(rows.last)
+        .bind(rows.docs)
         .execute(&mut *conn)
         .await?;
         Ok(observed.into_inner())
     }
+}
+
+/// The changed orders of a batch, column by column.
+#[derive(Default)]
+struct Rows<'a> {
+    ids: Vec<Uuid>,
+    /// Whether the row exists already (it was read before the fold).
+    stored: Vec<bool>,
+    customers: Vec<Uuid>,
+    statuses: Vec<&'a str>,
+    placed: Vec<i64>,
+    last: Vec<i64>,
+    docs: Vec<serde_json::Value>,
 }

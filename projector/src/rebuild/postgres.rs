@@ -93,8 +93,9 @@ impl Rebuilder {
             progress.advance(events.len());
         }
         sqlx::query(&format!(
-            "CREATE OR REPLACE VIEW read_model.{} AS SELECT * FROM {new_table}",
-            M::TABLE
+            "CREATE OR REPLACE VIEW read_model.{} AS {}",
+            M::TABLE,
+            M::view_query(&new_table)
         ))
         .execute(&mut *tx)
         .await?;

@@ -74,6 +74,8 @@ const RESERVING_CREDIT: &str = "reserving_credit";
 #[derive(Debug, Default)]
 pub struct Instances {
     rows: HashMap<Uuid, Instance>,
+    /// The orders whose instance was read from the table (the others are new).
+    stored: HashSet<Uuid>,
     changed: HashSet<Uuid>,
 }
 
@@ -98,6 +100,7 @@ impl Instances {
         .fetch_all(conn)
         .await?;
         Ok(Self {
+            stored: rows.iter().map(|row| row.order_id).collect(),
             rows: rows
                 .into_iter()
                 .map(|row| {
@@ -132,13 +135,17 @@ impl Instances {
         self.changed.insert(order_id);
     }
 
-    /// Writes the instances the batch created or changed, in one statement.
+    /// Writes the instances the batch created or changed, in one statement: the stored ones
+    /// updated, the new ones inserted plainly (an order's instance is written by the one saga
+    /// partition its order belongs to, so a new one cannot be there already; a plain INSERT is
+    /// one WAL record where `ON CONFLICT` inserts speculatively and confirms).
     pub async fn write(&self, conn: &mut PgConnection) -> Result<(), SagaError> {
         if self.changed.is_empty() {
             return Ok(());
         }
         let (
             mut ids,
+            mut stored,
             mut customers,
             mut lines,
             mut totals,
@@ -153,12 +160,14 @@ impl Instances {
             Vec::new(),
             Vec::new(),
             Vec::new(),
+            Vec::new(),
         );
         for id in &self.changed {
             let Some(instance) = self.rows.get(id) else {
                 continue;
             };
             ids.push(*id);
+            stored.push(self.stored.contains(id));
             customers.push(instance.customer_id);
             lines.push(serde_json::to_value(&instance.lines)?);
             totals.push(instance.total_cents);
@@ -167,13 +176,23 @@ impl Instances {
             correlations.push(instance.correlation_id.as_deref());
         }
         sqlx::query(
-            "INSERT INTO projector.order_sagas
+            "WITH changed AS (
+                 SELECT * FROM UNNEST($1::uuid[], $2::boolean[], $3::uuid[], $4::jsonb[], $5::bigint[],
+                                      $6::text[], $7::integer[], $8::text[])
+                     AS c(order_id, stored, customer_id, lines, total_cents, state, reserved_lines,
+                          correlation_id)
+             ), updated AS (
+                 UPDATE projector.order_sagas AS s
+                 SET state = c.state, reserved_lines = c.reserved_lines, updated_at = now()
+                 FROM changed c WHERE c.stored AND s.order_id = c.order_id
+             )
+             INSERT INTO projector.order_sagas
                  (order_id, customer_id, lines, total_cents, state, reserved_lines, correlation_id)
-             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::jsonb[], $4::bigint[], $5::text[], $6::integer[], $7::text[])
-             ON CONFLICT (order_id) DO UPDATE
-             SET state = EXCLUDED.state, reserved_lines = EXCLUDED.reserved_lines, updated_at = now()",
+             SELECT order_id, customer_id, lines, total_cents, state, reserved_lines, correlation_id
+             FROM changed WHERE NOT stored",
         )
         .bind(ids)
+        .bind(stored)
         .bind(customers)
         .bind(lines)
         .bind(totals)

@@ -263,6 +263,12 @@ impl<H: SagaHandler> Subscription for SagaSubscription<H> {
         Some(MAX_EVENTS_PER_TRANSACTION)
     }
 
+    /// Its checkpoint moves only by its own fenced applies (a change of the partitions or of
+    /// the saga mode gives it new rows, and its worker a new lease).
+    fn position_moves_elsewhere(&self) -> bool {
+        false
+    }
+
     async fn position(&self, lease: &Lease) -> Result<i64, ProjectionError> {
         checkpoints::position(&self.pool, H::NAME, lease.partition)
             .await?

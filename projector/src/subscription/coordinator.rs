@@ -38,6 +38,8 @@ type Spawn =
 /// A subscription this process can run, type-erased for the coordinator.
 pub struct Registration {
     name: &'static str,
+    /// The checkpoint rows of each partition, claimed and given up together.
+    members: Vec<&'static str>,
     spawn: Box<Spawn>,
 }
 
@@ -46,6 +48,11 @@ impl Registration {
         let subscription = Arc::new(subscription);
         Self {
             name: subscription.name(),
+            members: subscription
+                .members()
+                .iter()
+                .map(|member| member.name)
+                .collect(),
             spawn: Box::new(move |lease, partitions, context, stop| {
                 tokio::spawn(worker::run(
                     subscription.clone(),
@@ -61,6 +68,7 @@ impl Registration {
 
 struct Running {
     lease: Lease,
+    members: Vec<&'static str>,
     partitions: i32,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -128,11 +136,13 @@ impl Coordinator {
             .iter()
             .filter(|(_, running)| {
                 running.task.is_finished()
-                    || !held.contains(&(
-                        running.lease.subscription.to_owned(),
-                        running.lease.partition,
-                        running.lease.fence,
-                    ))
+                    || !running.members.iter().all(|member| {
+                        held.contains(&(
+                            (*member).to_owned(),
+                            running.lease.partition,
+                            running.lease.fence,
+                        ))
+                    })
             })
             .map(|(key, _)| *key)
             .collect();
@@ -144,7 +154,11 @@ impl Coordinator {
         let mut assigned = HashSet::new();
         for index in 0..self.subscriptions.len() {
             let name = self.subscriptions[index].name;
-            let Some(layout) = checkpoints::layout(&self.pool, name).await? else {
+            // The members of a group are made with one partition count (`Runner::set_up`).
+            let Some(first) = self.subscriptions[index].members.first().copied() else {
+                continue;
+            };
+            let Some(layout) = checkpoints::layout(&self.pool, first).await? else {
                 continue; // retired (another process switched the saga mode)
             };
             let offset = name
@@ -170,13 +184,19 @@ impl Coordinator {
             if self.running.contains_key(&(name, partition)) {
                 continue;
             }
-            let Some(lease) =
-                checkpoints::claim(&self.pool, name, partition, self.member, LEASE_TTL).await?
-            else {
-                continue; // its previous owner has not given it up yet
-            };
             let Some(registration) = self.subscriptions.iter().find(|r| r.name == name) else {
                 continue;
+            };
+            let Some(lease) = checkpoints::claim_all(
+                &self.pool,
+                &registration.members,
+                partition,
+                self.member,
+                LEASE_TTL,
+            )
+            .await?
+            else {
+                continue; // its previous owner has not given it up yet
             };
             let (stop, stopped) = watch::channel(false);
             let task =
@@ -185,13 +205,18 @@ impl Coordinator {
                 (name, partition),
                 Running {
                     lease,
+                    members: registration.members.clone(),
                     partitions,
                     stop,
                     task,
                 },
             );
         }
-        metrics::partitions_owned(self.running.keys().map(|(name, _)| *name));
+        metrics::partitions_owned(
+            self.running
+                .values()
+                .flat_map(|running| running.members.iter().copied()),
+        );
         for (name, partition, lag) in checkpoints::owned_lags(&self.pool, self.member).await? {
             metrics::lag_events(&name, partition, lag);
         }
@@ -212,7 +237,12 @@ impl Coordinator {
             let _ = running.stop.send(true);
         }
         for running in stopping {
-            let Running { lease, task, .. } = running;
+            let Running {
+                lease,
+                members,
+                task,
+                ..
+            } = running;
             let abort = task.abort_handle();
             if tokio::time::timeout(STOP_GRACE, task).await.is_err() {
                 tracing::warn!(
@@ -222,7 +252,7 @@ impl Coordinator {
                 );
                 abort.abort();
             }
-            if let Err(error) = checkpoints::release(&self.pool, &lease).await {
+            if let Err(error) = checkpoints::release_all(&self.pool, &members, &lease).await {
                 tracing::debug!(%error, "cannot give a lease up; it expires by itself");
             }
         }

@@ -21,9 +21,47 @@ use event_store::{Batch, PartitionKey, checkpoints::Lease};
 
 use crate::ProjectionError;
 
+/// One of the subscriptions a `Subscription` applies (several, for a group applied together):
+/// a checkpoint row per partition, its metrics, its `/projections` items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    pub name: &'static str,
+    /// The streams whose events it counts as applied (all when empty).
+    pub stream_types: &'static [StreamType],
+}
+
+impl Member {
+    /// How many of `events` it applies.
+    pub fn applied_of(&self, events: &[event_store::RecordedEvent]) -> usize {
+        if self.stream_types.is_empty() {
+            return events.len();
+        }
+        events
+            .iter()
+            .filter(|event| self.stream_types.contains(&event.stream_type))
+            .count()
+    }
+}
+
 /// A subscription to the event log.
 pub trait Subscription: Send + Sync + 'static {
     fn name(&self) -> &'static str;
+
+    /// The subscriptions whose checkpoints it moves: itself, or every member of a group applied
+    /// together (claimed, fenced and moved together, each with a checkpoint of its own).
+    fn members(&self) -> Vec<Member> {
+        vec![Member {
+            name: self.name(),
+            stream_types: &[],
+        }]
+    }
+
+    /// Whether its position may move without it (its store reset or rebuilt elsewhere), so that
+    /// it is asked again after every idle wait. A subscription whose every change of position
+    /// makes its own next apply fail (a fenced checkpoint at `from`) need not be.
+    fn position_moves_elsewhere(&self) -> bool {
+        true
+    }
 
     /// The streams it reads (all when empty).
     fn stream_types(&self) -> Vec<StreamType>;

@@ -15,7 +15,7 @@ use event_store::{
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-use super::Subscription;
+use super::{Member, Subscription};
 use crate::{ProjectionError, metrics, progress::ProgressAnnouncer};
 
 /// What every worker of a process shares.
@@ -50,13 +50,17 @@ pub async fn run<S: Subscription>(
     mut stop: watch::Receiver<bool>,
 ) {
     let (name, partition) = (subscription.name(), lease.partition);
+    let members = subscription.members();
+    let member_names: Vec<&'static str> = members.iter().map(|member| member.name).collect();
     tracing::info!(
         subscription = name,
         partition,
         fence = lease.fence,
         "partition started"
     );
-    metrics::partition_owned(name, partition, true);
+    for member in &member_names {
+        metrics::partition_owned(member, partition, true);
+    }
     let selection = EventSelection {
         stream_types: subscription.stream_types(),
         event_types: subscription.event_types(),
@@ -78,6 +82,7 @@ pub async fn run<S: Subscription>(
                 let reading = Reading {
                     selection: &selection,
                     batch_size,
+                    members: &members,
                 };
                 step(subscription.as_ref(), &lease, position, reading, &context).await
             }
@@ -87,16 +92,23 @@ pub async fn run<S: Subscription>(
                 from = Some(position);
                 if failures > 0 {
                     tracing::info!(subscription = name, partition, "partition recovered");
-                    checkpoints::record_error(&context.pool, name, partition, None).await;
-                    metrics::partition_failing(name, partition, false);
+                    for member in &member_names {
+                        checkpoints::record_error(&context.pool, member, partition, None).await;
+                        metrics::partition_failing(member, partition, false);
+                    }
                     failures = 0;
                 }
             }
             Ok(Step::Idle) => {
-                metrics::partition_caught_up(name, partition);
-                // Ask again where it stands before the next batch: its store may have been
-                // reset meanwhile (Redis lost its data, a rebuild switched over).
-                from = None;
+                for member in &member_names {
+                    metrics::partition_caught_up(member, partition);
+                }
+                // Ask again where it stands before the next batch if its store may have been
+                // reset meanwhile (Redis lost its data); a fenced checkpoint that moved makes
+                // the next apply answer `Moved` instead.
+                if subscription.position_moves_elsewhere() {
+                    from = None;
+                }
                 let poll = context.poll_interval;
                 tokio::select! {
                     _ = context.wakeups.changed() => {}
@@ -104,9 +116,10 @@ pub async fn run<S: Subscription>(
                     _ = stop.changed() => {}
                 }
             }
-            Ok(Step::Moved) => match checkpoints::held_position(&context.pool, &lease).await {
-                Ok(Some(_)) => from = None,
-                Ok(None) => {
+            Ok(Step::Moved) => match checkpoints::holds(&context.pool, &member_names, &lease).await
+            {
+                Ok(true) => from = None,
+                Ok(false) => {
                     tracing::warn!(
                         subscription = name,
                         partition,
@@ -121,15 +134,20 @@ pub async fn run<S: Subscription>(
             },
             Err(error) => {
                 failures += 1;
-                metrics::partition_failing(name, partition, true);
-                metrics::retried(name);
                 let message = error.to_string();
-                checkpoints::record_error(&context.pool, name, partition, Some(&message)).await;
+                for member in &member_names {
+                    metrics::partition_failing(member, partition, true);
+                    metrics::retried(member);
+                    checkpoints::record_error(&context.pool, member, partition, Some(&message))
+                        .await;
+                }
                 pause(name, partition, failures, &error, &mut stop).await;
             }
         }
     }
-    metrics::partition_owned(name, partition, false);
+    for member in &member_names {
+        metrics::partition_owned(member, partition, false);
+    }
     tracing::info!(subscription = name, partition, "partition stopped");
 }
 
@@ -138,6 +156,7 @@ pub async fn run<S: Subscription>(
 struct Reading<'a> {
     selection: &'a EventSelection,
     batch_size: i64,
+    members: &'a [Member],
 }
 
 async fn step<S: Subscription>(
@@ -154,15 +173,19 @@ async fn step<S: Subscription>(
     if batch.read_to <= from {
         return Ok(Step::Idle);
     }
-    let name = subscription.name();
     let started = Instant::now();
     if !subscription.apply(lease, from, &batch).await? {
         return Ok(Step::Moved);
     }
-    metrics::batch_applied(name, lease.partition, &batch, started.elapsed());
+    let took = started.elapsed();
+    for member in reading.members {
+        let applied = member.applied_of(&batch.events);
+        metrics::batch_applied(member.name, lease.partition, applied, &batch, took);
+    }
+    // A wake-up only: waiting readers re-check the checkpoints they need.
     context
         .announcer
-        .announce(name, lease.partition, batch.read_to)
+        .announce(subscription.name(), lease.partition, batch.read_to)
         .await;
     Ok(Step::Advanced(batch.read_to))
 }

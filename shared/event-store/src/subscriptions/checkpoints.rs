@@ -9,10 +9,15 @@
 //! not at all, and a process that lost its lease (the row's fence grew when another process
 //! claimed it) can never commit one. A claim is an UPDATE of the same row, so it also waits for
 //! an apply in flight to end.
+//!
+//! Subscriptions applied together (the PostgreSQL read models) are claimed together
+//! (`claim_all`: every member's row or none, under one fence) and moved together
+//! (`advance_all_fenced`: one statement, which also checks the generation each row was applied
+//! to, so an apply that raced a rebuild's switch-over commits nothing).
 
 use std::time::Duration;
 
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 /// A subscription's partition count and (for a PostgreSQL read model) its live generation.
@@ -102,13 +107,14 @@ pub async fn ensure(
         .execute(&mut *conn)
         .await?;
     sqlx::query(
-        "INSERT INTO projector.checkpoints (name, partition, position, fence)
-         SELECT $1, p, $3, $4 FROM generate_series(0, $2 - 1) AS p",
+        "INSERT INTO projector.checkpoints (name, partition, position, fence, generation)
+         SELECT $1, p, $3, $4, $5 FROM generate_series(0, $2 - 1) AS p",
     )
     .bind(name)
     .bind(partitions)
     .bind(start)
     .bind(highest_fence.unwrap_or(0) + 1)
+    .bind(layout.generation)
     .execute(&mut *conn)
     .await?;
     sqlx::query(
@@ -197,6 +203,69 @@ pub async fn claim<'e>(
     }))
 }
 
+/// Claims partition `partition` of every one of `subscriptions` at once, for a process that
+/// applies them together (`claim` for each would let two processes hold half each): only when
+/// every row is free, expired or already `owner`'s, all or none. The rows then share one fence,
+/// so one `Lease` (named after the first subscription) fences all of them; a new owner, or rows
+/// of different fences, get a fence above each row's.
+pub async fn claim_all(
+    pool: &PgPool,
+    subscriptions: &[&'static str],
+    partition: i32,
+    owner: Uuid,
+    ttl: Duration,
+) -> Result<Option<Lease>, sqlx::Error> {
+    let Some(first) = subscriptions.first().copied() else {
+        return Ok(None);
+    };
+    if subscriptions.len() == 1 {
+        return claim(pool, first, partition, owner, ttl).await;
+    }
+    let mut tx = pool.begin().await?;
+    let rows: Vec<(Option<Uuid>, i64, bool)> = sqlx::query_as(
+        "SELECT owner, fence, lease_expires_at < now() FROM projector.checkpoints
+         WHERE name = ANY($1) AND partition = $2 ORDER BY name FOR UPDATE",
+    )
+    .bind(subscriptions)
+    .bind(partition)
+    .fetch_all(&mut *tx)
+    .await?;
+    let claimable = rows.len() == subscriptions.len()
+        && rows
+            .iter()
+            .all(|(held_by, _, expired)| held_by.is_none_or(|id| id == owner) || *expired);
+    if !claimable {
+        return Ok(None);
+    }
+    let fences: Vec<i64> = rows.iter().map(|(_, fence, _)| *fence).collect();
+    let already_ours = rows.iter().all(|(held_by, _, _)| *held_by == Some(owner))
+        && fences.windows(2).all(|pair| pair[0] == pair[1]);
+    let fence = if already_ours {
+        fences[0]
+    } else {
+        fences.iter().max().copied().unwrap_or(0) + 1
+    };
+    sqlx::query(
+        "UPDATE projector.checkpoints
+         SET owner = $3, fence = $4, lease_expires_at = now() + make_interval(secs => $5)
+         WHERE name = ANY($1) AND partition = $2",
+    )
+    .bind(subscriptions)
+    .bind(partition)
+    .bind(owner)
+    .bind(fence)
+    .bind(ttl.as_secs_f64())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(Lease {
+        subscription: first,
+        partition,
+        owner,
+        fence,
+    }))
+}
+
 /// Extends every lease `owner` still holds; returns them as (subscription, partition, fence).
 pub async fn renew<'e>(
     executor: impl PgExecutor<'e>,
@@ -216,11 +285,20 @@ pub async fn renew<'e>(
 
 /// Gives a partition up, so another process may claim it at once.
 pub async fn release<'e>(executor: impl PgExecutor<'e>, lease: &Lease) -> Result<(), sqlx::Error> {
+    release_all(executor, &[lease.subscription], lease).await
+}
+
+/// Gives up the partition of every one of `subscriptions` that `lease` holds (`claim_all`).
+pub async fn release_all<'e>(
+    executor: impl PgExecutor<'e>,
+    subscriptions: &[&str],
+    lease: &Lease,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE projector.checkpoints SET owner = NULL, lease_expires_at = now()
-         WHERE name = $1 AND partition = $2 AND owner = $3 AND fence = $4",
+         WHERE name = ANY($1) AND partition = $2 AND owner = $3 AND fence = $4",
     )
-    .bind(lease.subscription)
+    .bind(subscriptions)
     .bind(lease.partition)
     .bind(lease.owner)
     .bind(lease.fence)
@@ -253,6 +331,93 @@ pub async fn advance_fenced<'e>(
     .await?
     .rows_affected();
     Ok(moved == 1)
+}
+
+/// Where one subscription's partition stands, and which generation of its tables that is.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Standing {
+    pub name: String,
+    pub position: i64,
+    pub generation: i32,
+}
+
+/// The standing of partition `partition` of each of `subscriptions` (those that have a row).
+pub async fn standings<'e>(
+    executor: impl PgExecutor<'e>,
+    subscriptions: &[&str],
+    partition: i32,
+) -> Result<Vec<Standing>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT name, position, generation FROM projector.checkpoints
+         WHERE name = ANY($1) AND partition = $2",
+    )
+    .bind(subscriptions)
+    .bind(partition)
+    .fetch_all(executor)
+    .await
+}
+
+/// One subscription's part of a batch applied together with others: its checkpoint moves from
+/// `from` to `to`, and it was applied to the tables of `generation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Move<'a> {
+    pub subscription: &'a str,
+    pub from: i64,
+    pub to: i64,
+    pub generation: i32,
+}
+
+/// Moves the leased partition of every subscription of `moves` (held together through
+/// `claim_all`), inside the transaction that wrote their effects, in one statement: true only if
+/// every row was still at its `from` and `generation` under the lease. Otherwise (another
+/// owner, a rebuild switched one of them over meanwhile) the caller rolls back.
+pub async fn advance_all_fenced<'e>(
+    executor: impl PgExecutor<'e>,
+    lease: &Lease,
+    moves: &[Move<'_>],
+) -> Result<bool, sqlx::Error> {
+    let names: Vec<&str> = moves.iter().map(|m| m.subscription).collect();
+    let froms: Vec<i64> = moves.iter().map(|m| m.from).collect();
+    let tos: Vec<i64> = moves.iter().map(|m| m.to).collect();
+    let generations: Vec<i32> = moves.iter().map(|m| m.generation).collect();
+    let moved = sqlx::query(
+        "UPDATE projector.checkpoints c
+         SET position = m.to_position, last_error = NULL, updated_at = now()
+         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::integer[])
+              AS m(name, from_position, to_position, generation)
+         WHERE c.name = m.name AND c.partition = $5 AND c.owner = $6 AND c.fence = $7
+           AND c.position = m.from_position AND c.generation = m.generation",
+    )
+    .bind(names)
+    .bind(froms)
+    .bind(tos)
+    .bind(generations)
+    .bind(lease.partition)
+    .bind(lease.owner)
+    .bind(lease.fence)
+    .execute(executor)
+    .await?
+    .rows_affected();
+    Ok(moved == moves.len() as u64)
+}
+
+/// True while `lease` still holds the partition of every one of `subscriptions`.
+pub async fn holds<'e>(
+    executor: impl PgExecutor<'e>,
+    subscriptions: &[&str],
+    lease: &Lease,
+) -> Result<bool, sqlx::Error> {
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM projector.checkpoints
+         WHERE name = ANY($1) AND partition = $2 AND owner = $3 AND fence = $4",
+    )
+    .bind(subscriptions)
+    .bind(lease.partition)
+    .bind(lease.owner)
+    .bind(lease.fence)
+    .fetch_one(executor)
+    .await?;
+    Ok(held == subscriptions.len() as i64)
 }
 
 /// Moves the leased partition forward to `to` unless it is already further: for a subscription
@@ -309,7 +474,8 @@ pub async fn lock_all(conn: &mut PgConnection, name: &str) -> Result<Option<i64>
     Ok(positions.into_iter().max())
 }
 
-/// Makes `generation` the live generation of `name`'s tables.
+/// Makes `generation` the live generation of `name`'s tables, in its layout and in every
+/// partition's row (where `advance_all_fenced` checks it).
 pub async fn switch_generation(
     conn: &mut PgConnection,
     name: &str,
@@ -320,8 +486,13 @@ pub async fn switch_generation(
     )
     .bind(name)
     .bind(generation)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    sqlx::query("UPDATE projector.checkpoints SET generation = $2 WHERE name = $1")
+        .bind(name)
+        .bind(generation)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

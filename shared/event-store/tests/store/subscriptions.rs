@@ -283,3 +283,142 @@ async fn a_session_waits_for_a_lock(pool: &PgPool) -> bool {
     }
     false
 }
+
+/// Read models applied together: their partitions are claimed all or none, and share one fence.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_group_is_claimed_all_or_none_and_fenced_as_one(pool: PgPool) {
+    let group = ["test_a", "test_b", "test_c"];
+    for name in group {
+        let mut conn = pool.acquire().await.expect("conn");
+        checkpoints::ensure(&mut conn, name, 1, 0)
+            .await
+            .expect("made");
+    }
+    let ttl = Duration::from_secs(60);
+    let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+    // Another process holds one member alone (an older version applying it on its own).
+    let single = checkpoints::claim(&pool, "test_b", 0, second, ttl)
+        .await
+        .expect("claim")
+        .expect("free");
+    assert_eq!(
+        checkpoints::claim_all(&pool, &group, 0, first, ttl)
+            .await
+            .expect("claim all"),
+        None,
+        "no part of a group is taken while a member is held elsewhere"
+    );
+    let owners: Vec<Option<Uuid>> = sqlx::query_scalar(
+        "SELECT owner FROM projector.checkpoints WHERE name = ANY($1) ORDER BY name",
+    )
+    .bind(&group[..])
+    .fetch_all(&pool)
+    .await
+    .expect("owners");
+    assert_eq!(owners, vec![None, Some(second), None]);
+
+    checkpoints::release(&pool, &single).await.expect("released");
+    let lease = checkpoints::claim_all(&pool, &group, 0, first, ttl)
+        .await
+        .expect("claim all")
+        .expect("every member free");
+    assert!(lease.fence > single.fence, "one fence above every member's");
+    assert!(checkpoints::holds(&pool, &group, &lease).await.expect("holds"));
+    let again = checkpoints::claim_all(&pool, &group, 0, first, ttl)
+        .await
+        .expect("claim again")
+        .expect("its own");
+    assert_eq!(again.fence, lease.fence, "renewing its own keeps the fence");
+
+    let moves = |from: i64, to: i64| {
+        group.map(|subscription| checkpoints::Move {
+            subscription,
+            from,
+            to,
+            generation: 1,
+        })
+    };
+    assert!(
+        checkpoints::advance_all_fenced(&pool, &lease, &moves(0, 10))
+            .await
+            .expect("advance")
+    );
+    // The single owner's old lease moves nothing any more.
+    assert!(
+        !checkpoints::advance_fenced(&pool, &single, 10, 20)
+            .await
+            .expect("advance")
+    );
+    let positions: Vec<i64> = sqlx::query_scalar(
+        "SELECT position FROM projector.checkpoints WHERE name = ANY($1) ORDER BY name",
+    )
+    .bind(&group[..])
+    .fetch_all(&pool)
+    .await
+    .expect("positions");
+    assert_eq!(positions, vec![10, 10, 10]);
+}
+
+/// A rebuild switches a read model over while an apply of the live copy is in flight, and the
+/// live copy was already at the rebuild's position: the apply's checkpoint must be refused, or
+/// its rows would land in the tables the rebuild retires.
+#[sqlx::test(migrations = "../../migrations")]
+async fn an_apply_that_raced_a_switch_of_generation_is_refused(pool: PgPool) {
+    let mut conn = pool.acquire().await.expect("conn");
+    checkpoints::ensure(&mut conn, "test_model", 1, 10)
+        .await
+        .expect("made");
+    drop(conn);
+    let lease = checkpoints::claim_all(
+        &pool,
+        &["test_model"],
+        0,
+        Uuid::new_v4(),
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("claim")
+    .expect("free");
+    let standing = checkpoints::standings(&pool, &["test_model"], 0)
+        .await
+        .expect("standing");
+    assert_eq!((standing[0].position, standing[0].generation), (10, 1));
+
+    // The rebuild holds the rows, and will leave the position where it was (10).
+    let mut switch = pool.begin().await.expect("switch");
+    checkpoints::lock_all(&mut switch, "test_model")
+        .await
+        .expect("locked");
+    let applying = tokio::spawn({
+        let pool = pool.clone();
+        let lease = lease.clone();
+        async move {
+            let moves = [checkpoints::Move {
+                subscription: "test_model",
+                from: 10,
+                to: 20,
+                generation: 1,
+            }];
+            checkpoints::advance_all_fenced(&pool, &lease, &moves).await
+        }
+    });
+    assert!(
+        a_session_waits_for_a_lock(&pool).await,
+        "the apply waits for the switch"
+    );
+    checkpoints::set_all(&mut *switch, "test_model", 10)
+        .await
+        .expect("set");
+    checkpoints::switch_generation(&mut switch, "test_model", 2)
+        .await
+        .expect("switched");
+    switch.commit().await.expect("committed");
+    assert!(
+        !applying.await.expect("joined").expect("advance"),
+        "an apply to the retired generation is refused"
+    );
+    let standing = checkpoints::standings(&pool, &["test_model"], 0)
+        .await
+        .expect("standing");
+    assert_eq!((standing[0].position, standing[0].generation), (10, 2));
+}
