@@ -19,6 +19,8 @@ use sqlx::PgPool;
 /// What every handler can reach.
 pub struct AppState {
     pub pool: PgPool,
+    /// Customers and prices found so far (facts that never change).
+    pub catalog: catalog::Catalog,
     /// Wakes the projector after each command that appended.
     pub announcer: event_store::Announcer,
     pub snapshot_every: i64,

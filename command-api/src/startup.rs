@@ -65,6 +65,7 @@ impl Application {
         let purge = tokio::spawn(purge_idempotency_keys_periodically(pool.clone(), retention));
         let state = web::Data::new(AppState {
             pool: pool.clone(),
+            catalog: Default::default(),
             announcer: event_store::Announcer::spawn(pool.clone()),
             snapshot_every: settings.snapshot_every,
             idempotency_retention: retention,

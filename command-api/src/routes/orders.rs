@@ -12,7 +12,6 @@ use uuid::Uuid;
 use crate::{
     AppState,
     auth::command_resource,
-    catalog,
     command_request::{CommandAccepted, IdPath, accepted, command_options, respond, run_command},
     error::ApiError,
 };
@@ -89,7 +88,10 @@ pub async fn place_order(
         .map(|line| (line.product_id, line.quantity))
         .collect();
     let lines = RequestedLines::parse(&requested)?;
-    let catalog = catalog::answer(&state.pool, body.customer_id, &lines).await?;
+    let catalog = state
+        .catalog
+        .answer(&state.pool, body.customer_id, &lines)
+        .await?;
     let id = Uuid::now_v7();
     let reply = run_command::<Order, _, _>(
         &state,
