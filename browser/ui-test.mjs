@@ -158,6 +158,8 @@ try {
     `every subscription listed, got ${subscriptions.join(' | ')}`);
   await waitForText(dashboard, '#subscriptions tbody', (text) => !text.includes('catching up') && !text.includes('failing'),
     'every subscription to be live');
+  await waitForText(dashboard, '#admission', (text) => text.startsWith('admission: accepting orders') || text.includes('not set'),
+    'the admission line to say orders are accepted');
   await dashboard.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });
   step('the dashboard counted every order, its outcome and its events');
 

@@ -16,6 +16,12 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// `MAX_SAGA_LAG_EVENTS`: the saga has more events left to handle than the bound.
+    #[error(
+        "the shop is deciding orders more slowly than they arrive: {backlog} events wait for the saga, \
+         more than the {bound} this service admits orders at; retry shortly"
+    )]
+    Overloaded { backlog: u64, bound: u64 },
 }
 
 http_kit::answer_with_problem!(ApiError);
@@ -41,6 +47,12 @@ impl From<&ApiError> for Problem {
             }
             ApiError::Command(error) => command_problem(error),
             ApiError::Store(error) => store_problem(error),
+            ApiError::Overloaded { .. } => Problem::new(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                error.to_string(),
+            )
+            .with_type("overloaded")
+            .with_retry_after(2),
         }
     }
 }

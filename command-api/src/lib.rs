@@ -1,6 +1,7 @@
 //! The write side's HTTP interface: validates commands, runs them through the domain and the
 //! event store, and never touches a read model.
 
+mod admission;
 mod auth;
 mod catalog;
 mod command_request;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// Customers and prices found so far (facts that never change).
     pub catalog: catalog::Catalog,
+    /// Whether new orders are admitted (`MAX_SAGA_LAG_EVENTS`).
+    pub admission: admission::Admission,
     /// Wakes the projector after each command that appended.
     pub announcer: event_store::Announcer,
     pub snapshot_every: i64,

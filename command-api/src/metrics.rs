@@ -26,12 +26,17 @@ pub fn describe() {
         Unit::Count,
         "Commands handled, by route and outcome: accepted, replayed (Idempotent-Replayed), \
          unauthorized, malformed, invalid, not_found, rule_violated, version_mismatch, conflict, \
-         idempotency_key_reused, outcome_unknown, unavailable, error"
+         idempotency_key_reused, outcome_unknown, unavailable, overloaded (MAX_SAGA_LAG_EVENTS), error"
     );
     metrics::describe_counter!(
         IDEMPOTENT_REPLAYS,
         Unit::Count,
         "Commands answered from an earlier request's stored response (same Idempotency-Key and body), by route"
+    );
+    metrics::describe_gauge!(
+        crate::admission::SAGA_BACKLOG,
+        Unit::Count,
+        "Events the saga has yet to handle, counted up to MAX_SAGA_LAG_EVENTS + 1 (only with that bound set)"
     );
     metrics::describe_counter!(
         EVENTS_APPENDED,
@@ -100,6 +105,7 @@ fn error_outcome(error: &ApiError) -> &'static str {
             CommandError::Store(error) => store_outcome(error),
         },
         ApiError::Store(error) => store_outcome(error),
+        ApiError::Overloaded { .. } => "overloaded",
     }
 }
 

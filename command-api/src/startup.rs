@@ -11,7 +11,7 @@ use http_kit::{ApiServer, HttpArgs, ServerConfig, bearer::Secret, telemetry::Log
 use sqlx::PgPool;
 use utoipa::OpenApi;
 
-use crate::{AppState, auth::CommandTokens, openapi::ApiDoc, routes};
+use crate::{AppState, admission::Admission, auth::CommandTokens, openapi::ApiDoc, routes};
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -37,18 +37,25 @@ pub struct Settings {
     /// How long an Idempotency-Key's first response is kept (then the key is new again).
     #[arg(long, env = "IDEMPOTENCY_KEY_TTL_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..))]
     pub idempotency_key_ttl_hours: u64,
+    /// Refuse new orders (503 with Retry-After) while the saga has more than this many events
+    /// left to handle, so that the wait for a decision stays bounded; unset, every order is
+    /// accepted however far behind the saga is.
+    #[arg(long, env = "MAX_SAGA_LAG_EVENTS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_saga_lag_events: Option<u64>,
     #[command(flatten)]
     pub http: HttpArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }
 
-/// The running command-api: its HTTP server and the background task that purges expired
-/// Idempotency-Key records.
+/// The running command-api: its HTTP server, the background task that purges expired
+/// Idempotency-Key records and, with `MAX_SAGA_LAG_EVENTS`, the one that watches the saga.
 pub struct Application {
     server: ApiServer,
     pool: PgPool,
     purge: tokio::task::JoinHandle<()>,
+    /// Keeps the saga's backlog up to date for admission (with `MAX_SAGA_LAG_EVENTS`).
+    watching: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -63,9 +70,21 @@ impl Application {
         event_store::ensure_positions_move_forward(&pool).await?;
         let retention = Duration::from_secs(settings.idempotency_key_ttl_hours * 3600);
         let purge = tokio::spawn(purge_idempotency_keys_periodically(pool.clone(), retention));
+        let (admission, watching) = match settings.max_saga_lag_events {
+            Some(bound) => {
+                tracing::info!(
+                    max_saga_lag_events = bound,
+                    "new orders are refused while the saga lags more than this"
+                );
+                let (admission, watching) = Admission::bounded(pool.clone(), bound);
+                (admission, Some(watching))
+            }
+            None => (Admission::open(), None),
+        };
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             catalog: Default::default(),
+            admission,
             announcer: event_store::Announcer::spawn(pool.clone()),
             snapshot_every: settings.snapshot_every,
             idempotency_retention: retention,
@@ -89,6 +108,7 @@ impl Application {
             server,
             pool,
             purge,
+            watching,
         })
     }
 
@@ -106,6 +126,9 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let served = self.server.run_until_stopped().await;
         self.purge.abort();
+        if let Some(watching) = &self.watching {
+            watching.abort();
+        }
         self.pool.close().await;
         served
     }

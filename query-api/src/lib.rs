@@ -21,4 +21,6 @@ pub struct AppState {
     pub lookups: lookups::Lookups,
     pub consistency: consistency::Consistency,
     pub feeds: feed::Feeds,
+    /// The command-api's admission bound, as configured for this deployment (reported only).
+    pub max_saga_lag_events: Option<u64>,
 }

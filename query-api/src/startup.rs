@@ -62,6 +62,10 @@ pub struct Settings {
     #[arg(long, env = "FEED_MAX_CONNECTIONS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..100_000))]
     pub feed_max_connections: u64,
     /// How often an idle live feed sends a heartbeat comment.
+    /// The command-api's admission bound (`MAX_SAGA_LAG_EVENTS`, the same variable): the
+    /// query-api only reports it, so the dashboard can say when new orders are being refused.
+    #[arg(long, env = "MAX_SAGA_LAG_EVENTS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_saga_lag_events: Option<u64>,
     #[arg(long, env = "FEED_HEARTBEAT_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(100..=300_000))]
     pub feed_heartbeat_ms: u64,
     #[command(flatten)]
@@ -135,6 +139,7 @@ impl Application {
             lookups: Lookups::new(redis, keys),
             consistency,
             feeds,
+            max_saga_lag_events: settings.max_saga_lag_events,
         });
         let sampled = pool.clone();
         let config = ServerConfig::new(settings.addr, "QUERY_API_ADDR")

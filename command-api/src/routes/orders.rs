@@ -70,7 +70,8 @@ pub struct CancelOrder {
         (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid lines, an unknown customer or product, or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable, or (with `MAX_SAGA_LAG_EVENTS`) the saga has more events left to handle than the service admits orders at (`/problems/overloaded`); retry after `Retry-After`", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     ),
     security(("bearer" = []))
 )]
@@ -80,6 +81,7 @@ pub async fn place_order(
     body: web::Json<PlaceOrder>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    state.admission.admit_order()?;
     let mut options = command_options(&req, &state, &body)?;
     options.new_stream = true;
     let requested: Vec<(Uuid, i64)> = body

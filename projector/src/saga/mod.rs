@@ -116,3 +116,22 @@ impl From<SagaError> for crate::ProjectionError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{CHOREOGRAPHY_SUBSCRIPTIONS, ORCHESTRATION_SUBSCRIPTIONS};
+
+    /// The command-api's admission control watches the saga through event-store's list.
+    #[test]
+    fn the_event_stores_list_of_saga_subscriptions_is_both_modes() {
+        let both: Vec<&str> = ORCHESTRATION_SUBSCRIPTIONS
+            .iter()
+            .chain(&CHOREOGRAPHY_SUBSCRIPTIONS)
+            .copied()
+            .collect();
+        assert_eq!(
+            both,
+            event_store::subscriptions::SAGA_SUBSCRIPTIONS.to_vec()
+        );
+    }
+}

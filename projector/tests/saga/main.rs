@@ -1,5 +1,6 @@
 //! The order saga end to end, every scenario in both modes: orchestration and choreography.
 
+mod admission;
 mod contention;
 mod dead_letters;
 mod mode_switch;

@@ -34,6 +34,16 @@ pub const RECENT_EVENTS: i64 = 25;
 /// How many parked events the summary lists (the oldest first; the count is complete).
 pub const DEAD_LETTERS_LISTED: i64 = 100;
 
+/// The subscriptions that decide orders, whose lag the command-api's admission compares with
+/// `MAX_SAGA_LAG_EVENTS` (the same list as the event store's, which a test checks: the
+/// query-api reads only read models and does not link the event store).
+pub const SAGA_SUBSCRIPTIONS: [&str; 4] = [
+    "order_saga",
+    "stock_handler",
+    "credit_handler",
+    "order_handler",
+];
+
 /// The page, with the projector's URL filled in, and the policy that lets it call only this
 /// origin and the projector.
 pub struct DashboardPage {
@@ -92,6 +102,17 @@ pub struct DashboardSummary {
     pub dead_letters: DeadLetters,
     /// The newest events, newest first (from the `event_feed` read model).
     pub recent_events: Vec<FeedEvent>,
+    /// The command-api's admission bound: new orders are refused while one of these
+    /// subscriptions lags more events than the bound (compare with `/projections`).
+    pub admission: AdmissionBound,
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AdmissionBound {
+    /// `MAX_SAGA_LAG_EVENTS`; absent when every order is accepted however far the saga lags.
+    pub max_saga_lag_events: Option<u64>,
+    /// The saga subscriptions whose lag is compared with the bound.
+    pub saga_subscriptions: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -262,6 +283,13 @@ pub async fn summary(
             items: dead_letters,
         },
         recent_events,
+        admission: AdmissionBound {
+            max_saga_lag_events: state.max_saga_lag_events,
+            saga_subscriptions: SAGA_SUBSCRIPTIONS
+                .iter()
+                .map(|name| (*name).to_owned())
+                .collect(),
+        },
     };
     Ok(with_position(&summary, position))
 }
@@ -309,6 +337,14 @@ pub fn router(cfg: &mut web::ServiceConfig, page: web::Data<DashboardPage>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dashboard_watches_the_subscriptions_admission_watches() {
+        assert_eq!(
+            SAGA_SUBSCRIPTIONS,
+            event_store::subscriptions::SAGA_SUBSCRIPTIONS
+        );
+    }
 
     #[test]
     fn the_projector_url_must_be_http_and_lands_escaped_in_the_page() {

@@ -61,6 +61,7 @@
       drawRate(summary.event_rate, summary.generated_at);
       drawOutcomes(summary.orders);
       drawSubscriptions(projections.items);
+      drawAdmission(summary.admission, projections.items);
       drawDeadLetters(summary.dead_letters);
       drawEvents(summary.recent_events);
     } catch (error) {
@@ -201,6 +202,27 @@
       return row;
     });
     $('subscriptions').tBodies[0].replaceChildren(...rows);
+  }
+
+  // The command-api refuses new orders (503) while a saga subscription lags more events than
+  // MAX_SAGA_LAG_EVENTS; it reads the same lag from the same checkpoints.
+  function drawAdmission(admission, items) {
+    const line = $('admission');
+    const bound = admission.max_saga_lag_events;
+    if (bound === undefined || bound === null) {
+      line.className = 'message info';
+      line.textContent = 'admission: every order accepted (MAX_SAGA_LAG_EVENTS not set)';
+      return;
+    }
+    const saga = items.filter((item) => admission.saga_subscriptions.includes(item.name));
+    const lag = Math.max(0, ...saga.map((item) => item.lag_events));
+    if (lag > bound) {
+      line.className = 'message error';
+      line.textContent = `admission: refusing new orders (503): the saga lags ${number(lag)} events, more than the bound of ${number(bound)}`;
+    } else {
+      line.className = 'message ok';
+      line.textContent = `admission: accepting orders: the saga lags ${number(lag)} of at most ${number(bound)} events`;
+    }
   }
 
   function drawDeadLetters(deadLetters) {

@@ -553,9 +553,15 @@ pub async fn owned_lags<'e>(
     executor: impl PgExecutor<'e>,
     owner: Uuid,
 ) -> Result<Vec<(String, i32, i64)>, sqlx::Error> {
+    // Counted once per position: the members of a group stand at the same one, and each count
+    // reads the whole backlog.
     sqlx::query_as(
-        "SELECT c.name, c.partition, (SELECT count(*) FROM events e WHERE e.position > c.position)
-         FROM projector.checkpoints c WHERE c.owner = $1",
+        "WITH owned AS (SELECT name, partition, position FROM projector.checkpoints WHERE owner = $1),
+              lags AS (
+                  SELECT p.position, (SELECT count(*) FROM events e WHERE e.position > p.position) AS lag
+                  FROM (SELECT DISTINCT position FROM owned) p
+              )
+         SELECT o.name, o.partition, l.lag FROM owned o JOIN lags l USING (position)",
     )
     .bind(owner)
     .fetch_all(executor)

@@ -317,13 +317,19 @@ async fn a_group_is_claimed_all_or_none_and_fenced_as_one(pool: PgPool) {
     .expect("owners");
     assert_eq!(owners, vec![None, Some(second), None]);
 
-    checkpoints::release(&pool, &single).await.expect("released");
+    checkpoints::release(&pool, &single)
+        .await
+        .expect("released");
     let lease = checkpoints::claim_all(&pool, &group, 0, first, ttl)
         .await
         .expect("claim all")
         .expect("every member free");
     assert!(lease.fence > single.fence, "one fence above every member's");
-    assert!(checkpoints::holds(&pool, &group, &lease).await.expect("holds"));
+    assert!(
+        checkpoints::holds(&pool, &group, &lease)
+            .await
+            .expect("holds")
+    );
     let again = checkpoints::claim_all(&pool, &group, 0, first, ttl)
         .await
         .expect("claim again")
